@@ -1,0 +1,22 @@
+"""micronet-tf: NASA's MicroNet microscopy encoders in Keras 3, matching the PyTorch originals.
+
+Submodules load lazily, so that ``micronet_tf.torch_reference`` (which imports torchvision) can be
+imported before TensorFlow: the reverse order crashes the process.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_SUBMODULES = ("cli", "convert", "data_paths", "encoders", "layers", "preprocessing")
+
+__all__ = ["__version__", *_SUBMODULES]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"micronet_tf.{name}")
+    raise AttributeError(f"module 'micronet_tf' has no attribute {name!r}")

@@ -1,0 +1,66 @@
+"""Resolve a ``weights=`` argument (None, Keras weights file, PyTorch checkpoint) onto a model."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+
+WeightsArg = str | os.PathLike | None
+
+KERAS_SUFFIXES = (".weights.h5",)
+TORCH_SUFFIXES = (".pth", ".pth.tar", ".pt", ".tar", ".bin", ".ckpt")
+# Reserved for the model zoo (a later release): get_encoder(..., weights="micronet").
+ZOO_WEIGHT_NAMES = ("micronet", "imagenet-micronet")
+
+
+def _describe_expected(argument: str) -> str:
+    return (
+        f"Expected {argument}=None, a Keras weights file ({', '.join(KERAS_SUFFIXES)}) or a "
+        f"PyTorch checkpoint ({', '.join(TORCH_SUFFIXES)}) such as NASA's "
+        "'resnet50_pretrained_microscopynet_v1.0.pth.tar'."
+    )
+
+
+def apply_weights(
+    model: keras.Model,
+    weights: WeightsArg,
+    *,
+    argument: str = "weights",
+    ignore_prefixes: Sequence[str] = (),
+    optional_prefixes: Sequence[str] = (),
+) -> None:
+    """Load ``weights`` into ``model`` in place; ``None`` leaves the random initialisation.
+
+    ``ignore_prefixes`` / ``optional_prefixes`` are passed to the PyTorch converter (checkpoint
+    tensors the model has no place for / model weights the checkpoint may lack).
+    """
+    if weights is None:
+        return
+    path = Path(weights)
+    if not path.is_file():
+        text = os.fspath(weights)
+        if text in ZOO_WEIGHT_NAMES or "@" in text or text.endswith(ZOO_WEIGHT_NAMES):
+            raise ValueError(
+                f"{argument}={text!r} names a model-zoo entry, and this version of micronet-tf "
+                "has no model zoo yet. Download NASA's checkpoint and pass its path. "
+                + _describe_expected(argument)
+            )
+        raise FileNotFoundError(
+            f"{argument}={text!r}: no such file. " + _describe_expected(argument)
+        )
+    lowered = path.name.lower()
+    if lowered.endswith(KERAS_SUFFIXES):
+        model.load_weights(path)
+    elif lowered.endswith(TORCH_SUFFIXES):
+        from micronet_tf.convert import load_torch_weights
+
+        load_torch_weights(
+            model, path, ignore_prefixes=ignore_prefixes, optional_prefixes=optional_prefixes
+        )
+    else:
+        raise ValueError(
+            f"{argument}={str(path)!r}: unknown file type. " + _describe_expected(argument)
+        )

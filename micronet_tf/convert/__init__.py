@@ -1,0 +1,101 @@
+"""Convert PyTorch (segmentation_models_pytorch / NASA MicroNet) weights into Keras models.
+
+The mapping is generic: Keras layers carry the PyTorch module path as their name, and a small
+table of per-layer-type rules transforms the tensors. Every tensor is accounted for.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from micronet_tf._files import atomic_output_path
+from micronet_tf.convert._assign import ConversionReport, assign_torch_weights, torch_named_layers
+from micronet_tf.convert._checkpoint import StateDict, TorchCheckpoint, read_torch_checkpoint
+from micronet_tf.convert._errors import ConversionError
+
+__all__ = [
+    "ConversionError",
+    "ConversionReport",
+    "StateDict",
+    "TorchCheckpoint",
+    "assign_torch_weights",
+    "convert_checkpoint",
+    "load_torch_weights",
+    "read_torch_checkpoint",
+    "torch_named_layers",
+]
+
+CheckpointSource = str | os.PathLike | Mapping[str, Any]
+
+
+def load_torch_weights(
+    model: keras.Model,
+    checkpoint: CheckpointSource,
+    *,
+    ignore_prefixes: Sequence[str] = (),
+    optional_prefixes: Sequence[str] = (),
+) -> ConversionReport:
+    """Read a PyTorch checkpoint (path or state dict) and assign it to ``model`` strictly."""
+    state = read_torch_checkpoint(checkpoint)
+    try:
+        return assign_torch_weights(
+            model,
+            state.state_dict,
+            ignore_prefixes=ignore_prefixes,
+            optional_prefixes=optional_prefixes,
+        )
+    except ConversionError as error:
+        raise ConversionError(f"{state.source}: {error}") from None
+
+
+def convert_checkpoint(
+    checkpoint: CheckpointSource,
+    encoder: str,
+    out: str | os.PathLike,
+    *,
+    classifier: bool = False,
+    overwrite: bool = False,
+) -> tuple[keras.Model, ConversionReport]:
+    """Convert a NASA-format checkpoint for ``encoder`` and save it as Keras ``.weights.h5``.
+
+    With ``classifier=True`` the classification head (``fc`` / ``last_linear``) is converted
+    too and the class count is read from the checkpoint. The file is written to a temporary
+    name and renamed, so a failed run never leaves a partial file or replaces an existing one
+    with garbage; an existing ``out`` is kept unless ``overwrite=True``.
+    """
+    from micronet_tf.encoders import encoder_spec, get_classifier, get_encoder
+
+    out = Path(out)
+    if not out.name.endswith(".weights.h5"):
+        raise ValueError(f"out={str(out)!r}: Keras weights files must end in '.weights.h5'")
+    if out.exists() and not overwrite:
+        raise FileExistsError(
+            f"out={str(out)!r} exists; pass overwrite=True (--force) to replace it"
+        )
+    state = read_torch_checkpoint(checkpoint)
+    spec = encoder_spec(encoder)
+    if classifier:
+        head_key = f"{spec.head}.weight"
+        if head_key not in state.state_dict:
+            raise ConversionError(
+                f"{state.source}: no classification head ({head_key!r}) in the checkpoint; "
+                "convert without --classifier to get the encoder"
+            )
+        classes = int(state.state_dict[head_key].shape[0])
+        model = get_classifier(encoder, classes)
+        prefixes: dict[str, Sequence[str]] = {}
+    else:
+        model = get_encoder(encoder)
+        prefixes = {"ignore_prefixes": (spec.head,)}
+    try:
+        report = assign_torch_weights(model, state.state_dict, **prefixes)
+    except ConversionError as error:
+        raise ConversionError(f"{state.source}: {error}") from None
+    with atomic_output_path(out) as temporary:
+        model.save_weights(temporary)
+    return model, report

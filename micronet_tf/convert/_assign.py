@@ -1,0 +1,184 @@
+"""Assign PyTorch state-dict tensors to Keras weights by module path, with strict accounting.
+
+Each weighted Keras layer is named after the PyTorch module it mirrors (nested models add their
+own name as a path component, ``encoder.layer1.0.conv1``). One table of per-layer-type rules says
+which Keras variable takes which PyTorch tensor and how the layout changes.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import keras
+import numpy as np
+
+from micronet_tf.convert._errors import ConversionError
+
+Transform = Callable[[np.ndarray], np.ndarray]
+# PyTorch buffers that have no Keras counterpart and carry no information for inference.
+_IGNORED_SUFFIXES = (".num_batches_tracked",)
+
+
+def _same(value: np.ndarray) -> np.ndarray:
+    return value
+
+
+def _conv_kernel(value: np.ndarray) -> np.ndarray:
+    """OIHW -> HWIO; for grouped convs I is in_channels // groups in both frameworks."""
+    return np.transpose(value, (2, 3, 1, 0))
+
+
+def _dense_kernel(value: np.ndarray) -> np.ndarray:
+    """(out, in) -> (in, out)."""
+    return np.transpose(value)
+
+
+# (Keras layer class, ((Keras attribute, PyTorch parameter suffix, transform), ...)).
+# First match wins, so subclasses must come before their bases.
+_RULES: tuple[tuple[type, tuple[tuple[str, str, Transform], ...]], ...] = (
+    (
+        keras.layers.BatchNormalization,
+        (
+            ("gamma", "weight", _same),
+            ("beta", "bias", _same),
+            ("moving_mean", "running_mean", _same),
+            ("moving_variance", "running_var", _same),
+        ),
+    ),
+    (keras.layers.Conv2D, (("kernel", "weight", _conv_kernel), ("bias", "bias", _same))),
+    (keras.layers.Dense, (("kernel", "weight", _dense_kernel), ("bias", "bias", _same))),
+)
+
+
+@dataclass
+class ConversionReport:
+    """What a conversion did: tensors assigned, checkpoint entries ignored, weights left as is."""
+
+    assigned: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    not_in_checkpoint: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.assigned)} tensors assigned, {len(self.ignored)} checkpoint entries "
+            f"ignored, {len(self.not_in_checkpoint)} optional weights not in the checkpoint"
+        )
+
+
+def torch_named_layers(model: keras.Model, prefix: str = "") -> Iterator[tuple[str, keras.Layer]]:
+    """Yield ``(pytorch_module_path, layer)`` for every layer of ``model`` that holds weights."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from torch_named_layers(layer, f"{prefix}{layer.name}.")
+        elif layer.weights:
+            yield f"{prefix}{layer.name}", layer
+
+
+def _rule_for(path: str, layer: keras.Layer) -> tuple[tuple[str, str, Transform], ...]:
+    for cls, rule in _RULES:
+        if isinstance(layer, cls):
+            return rule
+    raise ConversionError(
+        f"layer {path!r} is a {type(layer).__name__}, which has no PyTorch conversion rule; "
+        "add one to micronet_tf.convert._assign._RULES"
+    )
+
+
+def _matches(key: str, prefixes: Sequence[str]) -> bool:
+    return any(key == p or key.startswith(p + ".") for p in prefixes)
+
+
+def assign_torch_weights(
+    model: keras.Model,
+    state_dict: Mapping[str, np.ndarray],
+    *,
+    ignore_prefixes: Sequence[str] = (),
+    optional_prefixes: Sequence[str] = (),
+) -> ConversionReport:
+    """Copy ``state_dict`` into ``model``: every tensor used once, every Keras weight set once.
+
+    Args:
+        ignore_prefixes: module paths whose checkpoint tensors the model has no place for on
+            purpose (a classification head when loading an encoder).
+        optional_prefixes: module paths whose Keras weights may be absent from the checkpoint
+            (they keep their current values).
+
+    Raises:
+        ConversionError: listing every missing, unexpected and mis-shaped tensor; nothing is
+            assigned then.
+    """
+    report = ConversionReport()
+    plan: list[tuple[keras.Variable, np.ndarray]] = []
+    missing: list[str] = []
+    mismatched: list[str] = []
+    used: set[str] = set()
+    for path, layer in torch_named_layers(model):
+        covered = set()
+        for attribute, suffix, transform in _rule_for(path, layer):
+            variable = getattr(layer, attribute, None)
+            if variable is None:
+                continue
+            covered.add(id(variable))
+            key = f"{path}.{suffix}"
+            if key not in state_dict:
+                (report.not_in_checkpoint if _matches(key, optional_prefixes) else missing).append(
+                    key
+                )
+                continue
+            used.add(key)
+            source = np.asarray(state_dict[key])
+            value = transform(source)
+            if tuple(value.shape) != tuple(variable.shape):
+                mismatched.append(
+                    f"{key}: checkpoint {tuple(source.shape)} becomes {tuple(value.shape)} in "
+                    f"Keras layout, but {type(layer).__name__} {path!r} expects "
+                    f"{tuple(variable.shape)}"
+                )
+                continue
+            plan.append((variable, value))
+            report.assigned.append(key)
+        unhandled = [w.path for w in layer.weights if id(w) not in covered]
+        if unhandled:
+            raise ConversionError(f"layer {path!r} has weights no rule covers: {unhandled}")
+    unexpected = []
+    for key in state_dict:
+        if key in used:
+            continue
+        if key.endswith(_IGNORED_SUFFIXES) or _matches(key, ignore_prefixes):
+            report.ignored.append(key)
+        else:
+            unexpected.append(key)
+    if missing or unexpected or mismatched:
+        raise ConversionError(_describe_failure(model, missing, unexpected, mismatched))
+    for variable, value in plan:
+        variable.assign(value.astype(variable.dtype, copy=False))
+    if report.not_in_checkpoint:
+        warnings.warn(
+            f"{model.name}: {len(report.not_in_checkpoint)} weights are not in the checkpoint and "
+            f"keep their initial values: {', '.join(report.not_in_checkpoint)}",
+            stacklevel=3,
+        )
+    return report
+
+
+def _describe_failure(
+    model: keras.Model, missing: list[str], unexpected: list[str], mismatched: list[str]
+) -> str:
+    def listing(title: str, items: list[str], limit: int = 12) -> str:
+        shown = "\n    ".join(items[:limit])
+        more = f"\n    ... and {len(items) - limit} more" if len(items) > limit else ""
+        return f"\n  {title} ({len(items)}):\n    {shown}{more}"
+
+    text = f"checkpoint does not match Keras model {model.name!r}:"
+    if missing:
+        text += listing("missing from the checkpoint", missing)
+    if unexpected:
+        text += listing("in the checkpoint but not in the model", unexpected)
+    if mismatched:
+        text += listing("shape mismatch", mismatched)
+    text += (
+        "\n  Check that the encoder name (and classes, for a classifier) match the checkpoint."
+    )
+    return text

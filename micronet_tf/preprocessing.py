@@ -1,0 +1,66 @@
+"""Reading micrographs and turning them into encoder inputs (ImageNet mean/std, as in MicroNet)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+# MicroNet weights were trained on inputs normalised with ImageNet statistics.
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+_TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Read a micrograph as stored (TIFF through tifffile, anything else through Pillow)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image {str(path)!r}: no such file")
+    try:
+        if path.suffix.lower() in _TIFF_SUFFIXES:
+            import tifffile
+
+            return np.asarray(tifffile.imread(path))
+        from PIL import Image
+
+        with Image.open(path) as image:
+            return np.asarray(image)
+    except Exception as error:
+        raise ValueError(
+            f"image {str(path)!r} could not be read ({type(error).__name__}: {error}); "
+            "expected a TIFF, PNG or JPEG micrograph"
+        ) from error
+
+
+def to_float_rgb(image: np.ndarray) -> np.ndarray:
+    """HxW, HxWx1, HxWx3 or HxWx4 (alpha dropped) of any integer or float dtype -> HxWx3 in [0, 1].
+
+    Integer images are scaled by their dtype's range (a 16-bit micrograph by 65535), never
+    clipped; float images are taken to be in [0, 1] already.
+    """
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[-1] not in (1, 3, 4):
+        raise ValueError(
+            f"expected an image of shape HxW, HxWx1, HxWx3 or HxWx4, got {array.shape}"
+        )
+    if array.shape[-1] == 4:
+        array = array[..., :3]
+    if array.shape[-1] == 1:
+        array = np.repeat(array, 3, axis=-1)
+    if np.issubdtype(array.dtype, np.integer):
+        return (array.astype(np.float32) / np.iinfo(array.dtype).max).astype(np.float32)
+    if np.issubdtype(array.dtype, np.floating) or array.dtype == bool:
+        return array.astype(np.float32)
+    raise ValueError(f"unsupported image dtype {array.dtype}")
+
+
+def normalize(
+    image: np.ndarray, mean: np.ndarray = IMAGENET_MEAN, std: np.ndarray = IMAGENET_STD
+) -> np.ndarray:
+    """``(to_float_rgb(image) - mean) / std``: the input the MicroNet encoders expect."""
+    return ((to_float_rgb(image) - mean) / std).astype(np.float32)

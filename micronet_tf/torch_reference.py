@@ -1,0 +1,113 @@
+"""The PyTorch originals (segmentation_models_pytorch encoders), for parity checks and demos.
+
+Import this module before TensorFlow, or run it as a subprocess
+(``python -m micronet_tf.torch_reference``): importing torchvision after TensorFlow crashes
+the process. It imports nothing from TensorFlow or Keras.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import segmentation_models_pytorch as smp
+import torch
+from segmentation_models_pytorch.encoders import encoders as smp_encoders
+
+
+def randomize_batchnorm_(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give every BatchNorm random affine parameters and running statistics, in place.
+
+    Fresh BatchNorm layers are the identity in eval mode, which hides layout mistakes (a
+    transposed or mis-assigned tensor); random statistics make every one of them count.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in module.modules():
+            if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
+                shape = layer.running_mean.shape
+                layer.weight.copy_(torch.rand(shape, generator=generator) + 0.5)
+                layer.bias.copy_(torch.randn(shape, generator=generator) * 0.2)
+                layer.running_mean.copy_(torch.randn(shape, generator=generator) * 0.2)
+                layer.running_var.copy_(torch.rand(shape, generator=generator) + 0.5)
+    return module
+
+
+def build_encoder(
+    name: str, *, depth: int = 5, output_stride: int = 32, seed: int = 0, randomize_bn: bool = True
+) -> torch.nn.Module:
+    """smp's encoder ``name`` with seeded random weights, in eval mode."""
+    torch.manual_seed(seed)
+    encoder = smp.encoders.get_encoder(name, depth=depth, weights=None, output_stride=output_stride)
+    if randomize_bn:
+        randomize_batchnorm_(encoder, seed)
+    return encoder.eval()
+
+
+def build_classifier(
+    name: str, classes: int, *, seed: int = 0, randomize_bn: bool = True
+) -> torch.nn.Module:
+    """The classification network behind smp's encoder ``name`` (torchvision ResNet with ``fc``)."""
+    entry = smp_encoders[name]
+    params = {k: v for k, v in entry["params"].items() if k != "out_channels"}
+    torch.manual_seed(seed)
+    if issubclass(entry["encoder"], smp.encoders.resnet.ResNet):
+        from torchvision.models.resnet import ResNet
+
+        model = ResNet(num_classes=classes, **params)
+    else:
+        raise NotImplementedError(f"no reference classifier for encoder family of {name!r}")
+    if randomize_bn:
+        randomize_batchnorm_(model, seed)
+    return model.eval()
+
+
+def run_nhwc(module: torch.nn.Module, images: np.ndarray) -> list[np.ndarray]:
+    """Run ``module`` on channels-last float images; return its output(s) channels-last."""
+    with torch.no_grad():
+        outputs = module(torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))))
+    if isinstance(outputs, torch.Tensor):
+        outputs = [outputs]
+    return [o.numpy().transpose(0, 2, 3, 1) if o.ndim == 4 else o.numpy() for o in outputs]
+
+
+def save_nasa_checkpoint(module: torch.nn.Module, path: str | Path) -> Path:
+    """Write ``module``'s state dict as NASA publishes MicroNet encoders (a plain state dict)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(module.state_dict(), path)
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m micronet_tf.torch_reference",
+        description="Run smp's encoder (weights from --load, else seeded random ones written "
+        "to --save in NASA's format) and write its features on --input (.npy, NHWC float32) "
+        "to --features (.npz).",
+    )
+    parser.add_argument("--encoder", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--load", type=Path, help="a NASA-format checkpoint to load")
+    source.add_argument("--save", type=Path, help="where to write the random checkpoint")
+    parser.add_argument("--input", type=Path)
+    parser.add_argument("--features", type=Path)
+    args = parser.parse_args(argv)
+    encoder = build_encoder(args.encoder, seed=args.seed, randomize_bn=args.load is None)
+    if args.load is not None:
+        state = torch.load(args.load, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state)
+        state = {k.removeprefix("module."): v for k, v in state.items()}
+        encoder.load_state_dict(state)  # smp's ResNet encoders drop fc.* themselves
+    else:
+        save_nasa_checkpoint(encoder, args.save)
+    if args.input is not None and args.features is not None:
+        features = run_nhwc(encoder, np.load(args.input))
+        np.savez(args.features, *features)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""The ``micronet-tf`` command line, run as a user would (a subprocess per command)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from micronet_tf import torch_reference
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "micronet_tf.cli", *args], capture_output=True, text=True, cwd=cwd
+    )
+
+
+def test_list_names_every_encoder() -> None:
+    result = run_cli("list")
+    assert result.returncode == 0, result.stderr
+    for name in ("resnet18", "resnet152", "resnext101_32x8d"):
+        assert name in result.stdout
+
+
+def test_convert_then_refuse_overwrite(tmp_path: Path) -> None:
+    checkpoint = torch_reference.save_nasa_checkpoint(
+        torch_reference.build_encoder("resnet18"), tmp_path / "r18 #1.pth.tar"
+    )
+    out = tmp_path / "r18.weights.h5"
+    result = run_cli("convert", str(checkpoint), "--encoder", "resnet18", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert out.is_file() and "tensors assigned" in result.stdout
+    again = run_cli("convert", str(checkpoint), "--encoder", "resnet18", "--out", str(out))
+    assert again.returncode == 2 and "exists" in again.stderr and "Traceback" not in again.stderr
+
+
+def test_convert_reports_a_wrong_encoder(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "r18.pth"
+    torch.save(torch_reference.build_encoder("resnet18").state_dict(), checkpoint)
+    result = run_cli("convert", str(checkpoint), "--encoder", "resnet34", "--out",
+                     str(tmp_path / "x.weights.h5"))
+    assert result.returncode == 2
+    assert "r18.pth" in result.stderr and "missing from the checkpoint" in result.stderr
+    assert not (tmp_path / "x.weights.h5").exists()
+
+
+def test_demo_main_job(tmp_path: Path, benchmark_data: Path) -> None:
+    """The README's main command, on the smallest encoder."""
+    result = run_cli("demo", "--encoder", "resnet18", "--out", str(tmp_path / "report"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert [f["stride"] for f in report["features"]] == [1, 2, 4, 8, 16, 32]
+    assert all(f["max_abs_diff"] <= 2e-5 * max(1.0, f["max_abs_torch"]) for f in report["features"])
+    png = (tmp_path / "report" / "features.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000
