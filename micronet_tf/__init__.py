@@ -11,12 +11,19 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("cli", "convert", "data_paths", "encoders", "layers", "preprocessing")
+_SUBMODULES = ("cli", "convert", "data_paths", "encoders", "layers", "models", "preprocessing")
 
-__all__ = ["__version__", *_SUBMODULES]
+__all__ = ["__version__", "create_segmentation_model", *_SUBMODULES]
 
 
 def __getattr__(name: str) -> Any:
     if name in _SUBMODULES:
         return importlib.import_module(f"micronet_tf.{name}")
     raise AttributeError(f"module 'micronet_tf' has no attribute {name!r}")
+
+
+def create_segmentation_model(*args: Any, **kwargs: Any) -> Any:
+    """See :func:`micronet_tf.models.create_segmentation_model`."""
+    from micronet_tf.models import create_segmentation_model as create
+
+    return create(*args, **kwargs)

@@ -64,6 +64,21 @@ def build_classifier(
     return model.eval()
 
 
+def build_segmentation_model(
+    architecture: str, encoder: str, *, classes: int = 1, seed: int = 0,
+    randomize_bn: bool = True, **decoder_kwargs,
+) -> torch.nn.Module:
+    """smp's ``architecture`` on ``encoder`` with seeded random weights, eval mode, logits out."""
+    torch.manual_seed(seed)
+    model = smp.create_model(
+        architecture, encoder_name=encoder, encoder_weights=None, classes=classes,
+        **decoder_kwargs,
+    )
+    if randomize_bn:
+        randomize_batchnorm_(model, seed)
+    return model.eval()
+
+
 def run_nhwc(module: torch.nn.Module, images: np.ndarray) -> list[np.ndarray]:
     """Run ``module`` on channels-last float images; return its output(s) channels-last."""
     with torch.no_grad():

@@ -1,0 +1,146 @@
+"""Segmentation models (encoder + decoder + head) at segmentation_models_pytorch parity.
+
+One module per architecture; each registers its builder under smp's class name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Sequence
+
+import keras
+
+from micronet_tf._weights import WeightsArg
+from micronet_tf.models._layers import InputSizeCheck, Resize, SegmentationOutput
+from micronet_tf.models._registry import (
+    ArchitectureSpec,
+    architecture_spec,
+    registered_architectures,
+)
+
+__all__ = [
+    "ArchitectureSpec",
+    "InputSizeCheck",
+    "Resize",
+    "SegmentationOutput",
+    "architecture_spec",
+    "class_names",
+    "create_segmentation_model",
+    "list_architectures",
+    "load_torch_weights",
+    "model_info",
+]
+
+_ARCHITECTURE_MODULES = ("unet",)
+for _module in _ARCHITECTURE_MODULES:
+    importlib.import_module(f"micronet_tf.models.{_module}")
+
+_ACTIVATION_ALIASES = {None: "identity", "identity": "identity", "sigmoid": "sigmoid",
+                       "softmax": "softmax", "softmax2d": "softmax", "logsoftmax": "logsoftmax",
+                       "tanh": "tanh"}
+
+
+def list_architectures() -> list[str]:
+    """Architecture names accepted by :func:`create_segmentation_model` (smp's class names)."""
+    return registered_architectures()
+
+
+def _resolve_activation(activation: str | None, classes: int) -> str:
+    if activation == "auto":  # the original pretrained-microscopy-models choice
+        return "sigmoid" if classes == 1 else "softmax"
+    try:
+        return _ACTIVATION_ALIASES[activation]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"activation={activation!r}; expected None/'identity' (logits), 'sigmoid', "
+            "'softmax'/'softmax2d' (over channels), 'logsoftmax', 'tanh' or 'auto' (sigmoid for "
+            "one class, softmax for more, as the original code does)"
+        ) from None
+
+
+def create_segmentation_model(
+    architecture: str,
+    encoder: str,
+    encoder_weights: WeightsArg = None,
+    classes: int = 1,
+    activation: str | None = None,
+    input_shape: Sequence[int | None] = (None, None, 3),
+    *,
+    class_names: Sequence[str] | None = None,
+    **decoder_kwargs,
+) -> keras.Model:
+    """Build ``architecture`` (``Unet``, ``UnetPlusPlus``, ``Linknet``, ``FPN``, ``PSPNet``,
+    ``PAN``, ``DeepLabV3``, ``DeepLabV3Plus``; case-insensitive) on a MicroNet ``encoder``.
+
+    Defaults and ``decoder_kwargs`` are smp 0.6.0's. ``classes=1`` is binary segmentation;
+    ``activation=None`` returns logits, ``"auto"`` applies sigmoid (one class) or a softmax
+    over channels (several), like the original training code. ``class_names`` are stored in the
+    model (``micronet_tf.models.class_names(model)``) and survive ``.keras`` saving.
+    """
+    spec = architecture_spec(architecture)
+    if not isinstance(classes, int) or classes < 1:
+        raise ValueError(f"classes must be a positive integer, got {classes!r}")
+    if classes == 2:
+        raise ValueError(
+            "classes=2: binary segmentation is classes=1 (one sigmoid channel: foreground vs "
+            "background), as in smp and the original code; use classes>=3 for several classes "
+            "with a softmax"
+        )
+    if class_names is not None and len(class_names) != classes:
+        raise ValueError(f"class_names has {len(class_names)} names for classes={classes}")
+    output_activation = _resolve_activation(activation, classes)
+    accepted = inspect.signature(spec.build).parameters
+    unknown = sorted(set(decoder_kwargs) - set(accepted))
+    if unknown:
+        options = [p for p in accepted if p not in ("inputs", "encoder", "encoder_weights",
+                                                    "classes")]
+        raise ValueError(f"{spec.name} does not take {unknown}; its options are {options}")
+    inputs = keras.Input(tuple(input_shape), name="image")
+    logits = spec.build(inputs, encoder=encoder, encoder_weights=encoder_weights,
+                        classes=classes, **decoder_kwargs)
+    info = {"architecture": spec.name, "encoder": encoder, "classes": classes,
+            "decoder_kwargs": _jsonable(decoder_kwargs)}
+    outputs = SegmentationOutput(output_activation, class_names, info, name="activation")(logits)
+    return keras.Model(inputs, outputs, name=f"{spec.name}_{encoder}")
+
+
+def _jsonable(options: dict) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in options.items()}
+
+
+def _output_layer(model: keras.Model) -> SegmentationOutput:
+    try:
+        layer = model.get_layer("activation")
+    except ValueError:
+        layer = None
+    if not isinstance(layer, SegmentationOutput):
+        raise ValueError(f"{model.name!r} is not a model made by create_segmentation_model")
+    return layer
+
+
+def class_names(model: keras.Model) -> list[str] | None:
+    """The class names stored in a segmentation model, or ``None``."""
+    return _output_layer(model).class_names
+
+
+def model_info(model: keras.Model) -> dict:
+    """``architecture``, ``encoder``, ``classes`` and ``decoder_kwargs`` of a segmentation model."""
+    return dict(_output_layer(model).model_info)
+
+
+def load_torch_weights(model: keras.Model, checkpoint):
+    """Load an smp model's state dict (path or mapping) into ``model``, strictly; parameters
+    that smp creates but never uses (encoder stages below ``encoder_depth``, decoder modules
+    unused with these options) are skipped."""
+    from micronet_tf import convert
+    from micronet_tf.encoders import encoder_spec
+
+    info = model_info(model)
+    unused = architecture_spec(info["architecture"]).unused_checkpoint_prefixes(
+        info["decoder_kwargs"]
+    )
+    depth = len(model.get_layer("encoder").outputs) - 1
+    unbuilt_stages = encoder_spec(info["encoder"]).stage_prefixes[depth:]
+    unused += tuple(f"encoder.{p}" for stage in unbuilt_stages for p in stage)
+    return convert.load_torch_weights(model, checkpoint, ignore_prefixes=unused)

@@ -1,0 +1,139 @@
+"""Custom Keras layers of the segmentation models (registered: ``.keras`` files reload plainly)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+
+_INTERPOLATIONS = ("nearest", "bilinear")
+
+
+@keras.saving.register_keras_serializable(package="micronet_tf")
+class Resize(keras.layers.Layer):
+    """``torch.nn.functional.interpolate`` for NHWC maps, with dynamic height and width.
+
+    Called on one tensor it scales by ``scale``; called on ``[x, like]`` it resizes ``x`` to
+    ``like``'s height and width. ``nearest`` is PyTorch's legacy nearest (source index
+    ``floor(dst * in / out)``); ``bilinear`` honours ``align_corners`` (smp uses ``True`` in FPN,
+    PAN, DeepLabV3+ and the segmentation head). On TensorFlow this calls the resize kernels
+    that have exactly these semantics; they trace with unknown sizes and export to ONNX.
+    """
+
+    def __init__(self, scale: int | None = None, interpolation: str = "nearest",
+                 align_corners: bool = False, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if interpolation not in _INTERPOLATIONS:
+            raise ValueError(
+                f"interpolation must be one of {_INTERPOLATIONS}, got {interpolation!r}"
+            )
+        if align_corners and interpolation != "bilinear":
+            raise ValueError("align_corners=True needs interpolation='bilinear'")
+        self.scale = scale
+        self.interpolation = interpolation
+        self.align_corners = bool(align_corners)
+
+    def _target_size(self, inputs):
+        if isinstance(inputs, (list, tuple)):
+            return keras.ops.shape(inputs[1])[1:3]
+        if self.scale is None:
+            raise ValueError(f"{self.name}: call on [x, like] or set scale")
+        shape = keras.ops.shape(inputs)
+        return (shape[1] * self.scale, shape[2] * self.scale)
+
+    def call(self, inputs):
+        x = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
+        size = self._target_size(inputs)
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            size = tf.cast(tf.stack(size), tf.int32)
+            if self.interpolation == "nearest":
+                return tf.raw_ops.ResizeNearestNeighbor(
+                    images=x, size=size, align_corners=False, half_pixel_centers=False
+                )
+            resized = tf.raw_ops.ResizeBilinear(
+                images=x, size=size, align_corners=self.align_corners,
+                half_pixel_centers=not self.align_corners,
+            )
+            return tf.cast(resized, x.dtype)
+        if self.align_corners:
+            raise NotImplementedError("align_corners=True is implemented for TensorFlow only")
+        return keras.ops.image.resize(x, size, interpolation=self.interpolation)
+
+    def compute_output_shape(self, input_shape):
+        if isinstance(input_shape, (list, tuple)) and isinstance(input_shape[0], (list, tuple)):
+            x_shape, like_shape = input_shape
+            return (x_shape[0], like_shape[1], like_shape[2], x_shape[3])
+        scaled = [None if d is None else d * self.scale for d in input_shape[1:3]]
+        return (input_shape[0], *scaled, input_shape[3])
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "scale": self.scale, "interpolation": self.interpolation,
+                "align_corners": self.align_corners}
+
+
+@keras.saving.register_keras_serializable(package="micronet_tf")
+class InputSizeCheck(keras.layers.Layer):
+    """Identity that rejects an input whose height or width is not a multiple of ``multiple``.
+
+    The check runs whenever the size is known when the model is called (eager calls, ``predict``
+    on fixed-size batches); the message says which size to pad to.
+    """
+
+    def __init__(self, multiple: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.multiple = int(multiple)
+
+    def call(self, inputs):
+        height, width = inputs.shape[1], inputs.shape[2]
+        if height is not None and width is not None:
+            if height % self.multiple or width % self.multiple:
+                padded = [-(-d // self.multiple) * self.multiple for d in (height, width)]
+                raise ValueError(
+                    f"input of height {height} and width {width}: this model needs both to be "
+                    f"multiples of {self.multiple}; pad to {padded[0]}x{padded[1]} (or use "
+                    "tiled prediction)"
+                )
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "multiple": self.multiple}
+
+
+@keras.saving.register_keras_serializable(package="micronet_tf")
+class SegmentationOutput(keras.layers.Layer):
+    """The model's final activation. It also carries what the model is (architecture, encoder,
+    decoder options) and its class names, so that they survive ``.keras`` saving."""
+
+    ACTIVATIONS = ("identity", "sigmoid", "softmax", "logsoftmax", "tanh")
+
+    def __init__(self, activation: str = "identity", class_names: Sequence[str] | None = None,
+                 model_info: dict | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        if activation not in self.ACTIVATIONS:
+            raise ValueError(f"activation must be one of {self.ACTIVATIONS}, got {activation!r}")
+        self.activation = activation
+        self.class_names = list(class_names) if class_names is not None else None
+        self.model_info = dict(model_info or {})
+
+    def call(self, inputs):
+        if self.activation == "sigmoid":
+            return keras.ops.sigmoid(inputs)
+        if self.activation == "softmax":
+            return keras.ops.softmax(inputs, axis=-1)
+        if self.activation == "logsoftmax":
+            return keras.ops.log_softmax(inputs, axis=-1)
+        if self.activation == "tanh":
+            return keras.ops.tanh(inputs)
+        return inputs
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "activation": self.activation,
+                "class_names": self.class_names, "model_info": self.model_info}
