@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 # PyTorch (torchvision) must be imported before TensorFlow.
 import segmentation_models_pytorch  # noqa: F401, I001
@@ -22,21 +20,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from _timing import median_seconds  # noqa: E402
 
 from micronet_tf import torch_reference  # noqa: E402
 from micronet_tf.convert import load_torch_weights  # noqa: E402
 from micronet_tf.encoders import get_encoder  # noqa: E402
-
-
-def median_seconds(fn, warmup: int, repeats: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

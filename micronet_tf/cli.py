@@ -38,6 +38,20 @@ def _cmd_convert(args: argparse.Namespace) -> None:
     print(f"{args.checkpoint} -> {args.out} ({model.name}: {report.summary()})")
 
 
+def _cmd_convert_model(args: argparse.Namespace) -> None:
+    from micronet_tf.convert import save_keras_model, segmentation_model_from_torch
+    from micronet_tf.models import model_info
+
+    model = segmentation_model_from_torch(
+        args.checkpoint, architecture=args.architecture, encoder=args.encoder,
+        classes=args.classes, activation=None if args.activation == "identity" else args.activation,
+    )
+    save_keras_model(model, args.out, overwrite=args.force)
+    info = model_info(model)
+    print(f"{args.checkpoint} -> {args.out} ({info['architecture']} / {info['encoder']}, "
+          f"{info['classes']} classes, {model.count_params():,} parameters)")
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from micronet_tf._demo import run_demo
 
@@ -50,7 +64,8 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="micronet-tf",
-        description="MicroNet microscopy encoders in Keras 3 with PyTorch parity.",
+        description="MicroNet microscopy encoders and segmentation models in Keras 3, with "
+        "PyTorch parity.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -67,6 +82,23 @@ def build_parser() -> argparse.ArgumentParser:
                          help="also convert the classification head (fc / last_linear)")
     convert.add_argument("--force", action="store_true", help="replace an existing --out file")
     convert.set_defaults(func=_cmd_convert)
+
+    whole = commands.add_parser(
+        "convert-model",
+        help="convert a PyTorch-trained segmentation model (the original training code's "
+        "checkpoint, or an smp state dict) to a .keras file",
+    )
+    whole.add_argument("checkpoint", type=Path)
+    whole.add_argument("--out", required=True, type=Path, help="output FILE.keras")
+    whole.add_argument("--architecture", help="needed when the checkpoint does not say it")
+    whole.add_argument("--encoder", help="needed when the checkpoint does not say it")
+    whole.add_argument("--classes", type=int, help="default: from the checkpoint")
+    whole.add_argument("--activation", default="auto",
+                       choices=["auto", "identity", "sigmoid", "softmax"],
+                       help="output activation; auto = as the original (sigmoid for one class, "
+                       "softmax otherwise); identity = logits")
+    whole.add_argument("--force", action="store_true", help="replace an existing --out file")
+    whole.set_defaults(func=_cmd_convert_model)
 
     demo = commands.add_parser(
         "demo",

@@ -17,6 +17,7 @@ from micronet_tf._files import atomic_output_path
 from micronet_tf.convert._assign import ConversionReport, assign_torch_weights, torch_named_layers
 from micronet_tf.convert._checkpoint import StateDict, TorchCheckpoint, read_torch_checkpoint
 from micronet_tf.convert._errors import ConversionError
+from micronet_tf.convert._segmentation import segmentation_model_from_torch
 
 __all__ = [
     "ConversionError",
@@ -27,6 +28,8 @@ __all__ = [
     "convert_checkpoint",
     "load_torch_weights",
     "read_torch_checkpoint",
+    "save_keras_model",
+    "segmentation_model_from_torch",
     "torch_named_layers",
 ]
 
@@ -70,13 +73,7 @@ def convert_checkpoint(
     """
     from micronet_tf.encoders import encoder_spec, get_classifier, get_encoder
 
-    out = Path(out)
-    if not out.name.endswith(".weights.h5"):
-        raise ValueError(f"out={str(out)!r}: Keras weights files must end in '.weights.h5'")
-    if out.exists() and not overwrite:
-        raise FileExistsError(
-            f"out={str(out)!r} exists; pass overwrite=True (--force) to replace it"
-        )
+    out = _checked_output(out, ".weights.h5", overwrite)
     state = read_torch_checkpoint(checkpoint)
     spec = encoder_spec(encoder)
     if classifier:
@@ -99,3 +96,25 @@ def convert_checkpoint(
     with atomic_output_path(out) as temporary:
         model.save_weights(temporary)
     return model, report
+
+
+def _checked_output(out: str | os.PathLike, suffix: str, overwrite: bool) -> Path:
+    out = Path(out)
+    if not out.name.endswith(suffix):
+        raise ValueError(f"out={str(out)!r}: the file name must end in {suffix!r}")
+    if out.exists() and not overwrite:
+        raise FileExistsError(
+            f"out={str(out)!r} exists; pass overwrite=True (--force) to replace it"
+        )
+    return out
+
+
+def save_keras_model(
+    model: keras.Model, out: str | os.PathLike, *, overwrite: bool = False
+) -> Path:
+    """Save ``model`` as ``.keras`` through a temporary file; keep an existing ``out`` unless
+    ``overwrite``."""
+    out = _checked_output(out, ".keras", overwrite)
+    with atomic_output_path(out) as temporary:
+        model.save(temporary)
+    return out

@@ -38,6 +38,17 @@ def _to_numpy(key: str, value: Any, source: str) -> np.ndarray:
     )
 
 
+def _numpy_scalar_globals() -> list:
+    """What unpickling a numpy scalar needs: data-only reconstructors, no code execution.
+
+    Listed under numpy 1's module names too, for checkpoints written with numpy < 2.
+    """
+    scalar = np._core.multiarray.scalar
+    dtypes = [getattr(np.dtypes, f"{kind}DType") for kind in
+              ("Float64", "Float32", "Float16", "Int64", "Int32", "UInt8", "Bool")]
+    return [scalar, (scalar, "numpy.core.multiarray.scalar"), np.dtype, *dtypes]
+
+
 def _torch_load(path: Path) -> Any:
     try:
         import torch
@@ -47,8 +58,10 @@ def _torch_load(path: Path) -> Any:
             "pip install 'micronet-tf[torch]'"
         ) from error
     try:
-        # weights_only=True: never run the pickle's code, only rebuild tensors and containers.
-        return torch.load(path, map_location="cpu", weights_only=True)
+        # weights_only=True: never run the pickle's code, only rebuild tensors and containers
+        # (plus numpy scalars, which training scripts store in their loss / IoU histories).
+        with torch.serialization.safe_globals(_numpy_scalar_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise ConversionError(
             f"{str(path)!r} could not be read as a PyTorch checkpoint with weights_only=True "
