@@ -18,20 +18,33 @@ from segmentation_models_pytorch.encoders import encoders as smp_encoders
 
 
 def randomize_batchnorm_(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Give every BatchNorm random affine parameters and running statistics, in place.
+    """Randomise, in place, what initialisation leaves constant: BatchNorm affine parameters and
+    running statistics, GroupNorm affine parameters, and convolution biases.
 
-    Fresh BatchNorm layers are the identity in eval mode, which hides layout mistakes (a
-    transposed or mis-assigned tensor); random statistics make every one of them count.
+    Fresh norm layers are the identity in eval mode and smp zeroes decoder biases, which hides
+    layout mistakes (a transposed or mis-assigned tensor); random values make every one count.
     """
     generator = torch.Generator().manual_seed(seed)
+
+    def uniform(shape):  # in [0.5, 1.5): scales and variances
+        return torch.rand(shape, generator=generator) + 0.5
+
+    def normal(shape):
+        return torch.randn(shape, generator=generator) * 0.2
+
     with torch.no_grad():
         for layer in module.modules():
             if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
                 shape = layer.running_mean.shape
-                layer.weight.copy_(torch.rand(shape, generator=generator) + 0.5)
-                layer.bias.copy_(torch.randn(shape, generator=generator) * 0.2)
-                layer.running_mean.copy_(torch.randn(shape, generator=generator) * 0.2)
-                layer.running_var.copy_(torch.rand(shape, generator=generator) + 0.5)
+                layer.weight.copy_(uniform(shape))
+                layer.bias.copy_(normal(shape))
+                layer.running_mean.copy_(normal(shape))
+                layer.running_var.copy_(uniform(shape))
+            elif isinstance(layer, torch.nn.GroupNorm) and layer.affine:
+                layer.weight.copy_(uniform(layer.weight.shape))
+                layer.bias.copy_(normal(layer.bias.shape))
+            elif isinstance(layer, torch.nn.modules.conv._ConvNd) and layer.bias is not None:
+                layer.bias.copy_(normal(layer.bias.shape))
     return module
 
 

@@ -35,6 +35,18 @@ def _dense_kernel(value: np.ndarray) -> np.ndarray:
     return np.transpose(value)
 
 
+def _conv_transpose_kernel(value: np.ndarray) -> np.ndarray:
+    """ConvTranspose2d (in, out, kh, kw) -> Conv2DTranspose (kh, kw, out, in), no spatial flip
+    (both are the gradient of a cross-correlation)."""
+    return np.transpose(value, (2, 3, 1, 0))
+
+
+def _depthwise_kernel(value: np.ndarray) -> np.ndarray:
+    """(C, 1, kh, kw) -> (kh, kw, C, 1): torch groups=in_channels conv, depth multiplier 1 (a
+    multiplier m > 1 would need C; its (C*m, ...) tensor then fails the shape check)."""
+    return np.transpose(value, (2, 3, 0, 1))
+
+
 # (Keras layer class, ((Keras attribute, PyTorch parameter suffix, transform), ...)).
 # First match wins, so subclasses must come before their bases.
 _RULES: tuple[tuple[type, tuple[tuple[str, str, Transform], ...]], ...] = (
@@ -48,7 +60,17 @@ _RULES: tuple[tuple[type, tuple[tuple[str, str, Transform], ...]], ...] = (
         ),
     ),
     (keras.layers.Conv2D, (("kernel", "weight", _conv_kernel), ("bias", "bias", _same))),
+    (
+        keras.layers.Conv2DTranspose,
+        (("kernel", "weight", _conv_transpose_kernel), ("bias", "bias", _same)),
+    ),
+    (
+        keras.layers.DepthwiseConv2D,
+        (("kernel", "weight", _depthwise_kernel), ("bias", "bias", _same)),
+    ),
     (keras.layers.Dense, (("kernel", "weight", _dense_kernel), ("bias", "bias", _same))),
+    # torch.nn.GroupNorm (affine): same per-channel layout, no running statistics.
+    (keras.layers.GroupNormalization, (("gamma", "weight", _same), ("beta", "bias", _same))),
 )
 
 

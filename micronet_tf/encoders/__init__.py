@@ -63,6 +63,11 @@ def get_encoder(
     if not 1 <= depth <= 5:
         raise ValueError(f"depth must be in 1..5, got {depth!r}")
     dilations = _dilations(output_stride)
+    if dilations and not spec.dilatable:
+        raise ValueError(
+            f"encoder {name!r} does not support dilation (output_stride={output_stride}), as in "
+            "smp; DeepLabV3, DeepLabV3Plus and PAN need it: pick another encoder"
+        )
     inputs = keras.Input(_check_input_shape(input_shape), name="image")
     features = spec.build(inputs, depth=depth, dilations=dilations, **spec.params)
     outputs = [layers.Identity(name="identity")(inputs), *features]

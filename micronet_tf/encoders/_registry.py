@@ -24,6 +24,7 @@ class EncoderSpec:
     out_channels: tuple[int, ...]  # as smp reports them: input channels first, then strides 2..32
     stage_prefixes: tuple[tuple[str, ...], ...]  # PyTorch module paths of stages 1..5
     head: str = "fc"  # module path of the classification head in a full-classifier checkpoint
+    dilatable: bool = True  # smp can trade its last strides for dilation (output_stride 16 / 8)
     smp_name: str = ""  # the segmentation_models_pytorch encoder name, when it differs
     notes: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)

@@ -32,7 +32,7 @@ __all__ = [
     "model_info",
 ]
 
-_ARCHITECTURE_MODULES = ("unet",)
+_ARCHITECTURE_MODULES = ("unet", "unetplusplus", "linknet", "pspnet", "deeplabv3", "fpn", "pan")
 for _module in _ARCHITECTURE_MODULES:
     importlib.import_module(f"micronet_tf.models.{_module}")
 

@@ -75,19 +75,27 @@ class Resize(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="micronet_tf")
 class InputSizeCheck(keras.layers.Layer):
-    """Identity that rejects an input whose height or width is not a multiple of ``multiple``.
+    """Identity that rejects an input whose height or width is not a multiple of ``multiple``
+    (or is below ``minimum``, for which ``reason`` ends the message).
 
     The check runs whenever the size is known when the model is called (eager calls, ``predict``
     on fixed-size batches); the message says which size to pad to.
     """
 
-    def __init__(self, multiple: int, **kwargs) -> None:
+    def __init__(self, multiple: int, minimum: int = 0, reason: str = "", **kwargs) -> None:
         super().__init__(**kwargs)
         self.multiple = int(multiple)
+        self.minimum = int(minimum)
+        self.reason = reason
 
     def call(self, inputs):
         height, width = inputs.shape[1], inputs.shape[2]
         if height is not None and width is not None:
+            if height < self.minimum or width < self.minimum:
+                raise ValueError(
+                    f"input of height {height} and width {width}: this model needs both to be "
+                    f"at least {self.minimum}{self.reason}"
+                )
             if height % self.multiple or width % self.multiple:
                 padded = [-(-d // self.multiple) * self.multiple for d in (height, width)]
                 raise ValueError(
@@ -101,7 +109,8 @@ class InputSizeCheck(keras.layers.Layer):
         return input_shape
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "multiple": self.multiple}
+        return {**super().get_config(), "multiple": self.multiple, "minimum": self.minimum,
+                "reason": self.reason}
 
 
 @keras.saving.register_keras_serializable(package="micronet_tf")
@@ -137,3 +146,51 @@ class SegmentationOutput(keras.layers.Layer):
     def get_config(self) -> dict:
         return {**super().get_config(), "activation": self.activation,
                 "class_names": self.class_names, "model_info": self.model_info}
+
+
+def _bin_mask(size, bins: int, dtype):
+    """PyTorch's adaptive pooling windows along one axis: a (bins, size) 0/1 mask of
+    ``floor(i*size/bins) <= pos < ceil((i+1)*size/bins)`` and each window's length."""
+    index = keras.ops.arange(bins, dtype="int32")
+    size = keras.ops.cast(size, "int32")
+    start = keras.ops.floor_divide(index * size, bins)
+    end = keras.ops.floor_divide((index + 1) * size + bins - 1, bins)
+    position = keras.ops.arange(size, dtype="int32")
+    mask = keras.ops.logical_and(
+        keras.ops.greater_equal(position[None, :], start[:, None]),
+        keras.ops.less(position[None, :], end[:, None]),
+    )
+    return keras.ops.cast(mask, dtype), keras.ops.cast(end - start, dtype)
+
+
+@keras.saving.register_keras_serializable(package="micronet_tf")
+class AdaptiveAveragePooling2D(keras.layers.Layer):
+    """``torch.nn.AdaptiveAvgPool2d(output_size)`` for NHWC maps of any (dynamic) size.
+
+    Window ``i`` covers ``floor(i*H/n) .. ceil((i+1)*H/n)`` (uneven and overlapping when ``H``
+    is not a multiple of ``n``, as in PyTorch); window sums come from 0/1 masks contracted with
+    the map, then are divided by the window area.
+    """
+
+    def __init__(self, output_size: int | tuple[int, int], **kwargs) -> None:
+        super().__init__(**kwargs)
+        if isinstance(output_size, int):
+            output_size = (output_size, output_size)
+        self.output_size = tuple(int(s) for s in output_size)
+        if len(self.output_size) != 2 or min(self.output_size) < 1:
+            raise ValueError(f"output_size must be one or two positive ints, got {output_size!r}")
+
+    def call(self, inputs):
+        shape = keras.ops.shape(inputs)
+        rows, row_counts = _bin_mask(shape[1], self.output_size[0], inputs.dtype)
+        cols, col_counts = _bin_mask(shape[2], self.output_size[1], inputs.dtype)
+        sums = keras.ops.einsum("ih,bhwc->biwc", rows, inputs)
+        sums = keras.ops.einsum("jw,biwc->bijc", cols, sums)
+        area = row_counts[:, None, None] * col_counts[None, :, None]
+        return sums / area
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], *self.output_size, input_shape[3])
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "output_size": self.output_size}
