@@ -11,9 +11,16 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("cli", "convert", "data_paths", "encoders", "layers", "models", "preprocessing")
+_SUBMODULES = (
+    "cli", "convert", "data", "data_paths", "encoders", "layers", "models", "preprocessing"
+)
 
 __all__ = ["__version__", "create_segmentation_model", *_SUBMODULES]
+
+
+# Registers the TFDS datasets (tfds.load("micronet_segmentation/super1")); this imports
+# tensorflow_datasets but not TensorFlow, so the import-order rule above still holds.
+importlib.import_module("micronet_tf.tfds_datasets")
 
 
 def __getattr__(name: str) -> Any:

@@ -12,6 +12,8 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
+# Pillow modes whose arrays are not pixel values (palette indices, other colour spaces).
+_CONVERT_MODES = ("P", "PA", "LA", "La", "CMYK", "YCbCr", "LAB", "HSV")
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -27,7 +29,13 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         from PIL import Image
 
         with Image.open(path) as image:
-            return np.asarray(image)
+            if image.mode in _CONVERT_MODES:  # palette, CMYK, ...: decode to real colours
+                transparent = "A" in image.mode or "transparency" in image.info
+                image = image.convert("RGBA" if transparent else "RGB")
+            array = np.asarray(image)
+        if image.mode == "I" and array.size and 0 <= array.min() and array.max() <= 65535:
+            array = array.astype(np.uint16)  # 16-bit data that Pillow widened to int32
+        return array
     except Exception as error:
         raise ValueError(
             f"image {str(path)!r} could not be read ({type(error).__name__}: {error}); "

@@ -1,0 +1,82 @@
+"""Users' own labelled micrographs as a tf.data dataset shaped like the TFDS ones."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from micronet_tf.data import _decode
+from micronet_tf.data._pairing import pair_names
+from micronet_tf.preprocessing import read_image
+
+MASK_FORMATS = ("rgb", "index")
+
+
+def load_folder_pairs(
+    images_dir: str | os.PathLike,
+    masks_dir: str | os.PathLike,
+    classes: Mapping[str, _decode.Colour | None] | Sequence[str],
+    mask_format: str = "rgb",
+    *,
+    on_unpaired: str = "error",
+) -> list[dict[str, np.ndarray | str]]:
+    """Read and check every image / mask pair; see :func:`segmentation_dataset_from_folders`."""
+    if mask_format not in MASK_FORMATS:
+        raise ValueError(f"mask_format={mask_format!r}: expected one of {MASK_FORMATS}")
+    if mask_format == "rgb" and not isinstance(classes, Mapping):
+        raise TypeError("mask_format='rgb' needs classes as {name: (r, g, b) or None}, "
+                        f"got {type(classes).__name__}")
+    if not classes:
+        raise ValueError("classes is empty; name at least one class")
+    images_dir, masks_dir = Path(images_dir), Path(masks_dir)
+    for argument, folder in (("images_dir", images_dir), ("masks_dir", masks_dir)):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{argument}={str(folder)!r} is not a folder")
+    pairing = pair_names(os.listdir(images_dir), os.listdir(masks_dir))
+    pairing.check(f"{images_dir} / {masks_dir}", on_unpaired)
+    if not pairing.pairs:
+        raise ValueError(f"no image / mask pairs in {images_dir} and {masks_dir}; masks are "
+                         "named like their image, or <image name>_mask.<ext>")
+    examples = []
+    for image_name, mask_name in pairing.pairs:
+        image = _decode.read_rgb(images_dir / image_name)
+        raw = read_image(masks_dir / mask_name)
+        if mask_format == "rgb":
+            mask = _decode.colour_mask_to_index(raw, list(classes.values()), mask_name)
+        else:
+            mask = _decode.index_mask(raw, len(classes), mask_name)
+        _decode.check_same_size(image, mask, image_name, mask_name)
+        examples.append({"image": image, "segmentation_mask": mask[..., None],
+                         "image/filename": image_name})
+    return examples
+
+
+def segmentation_dataset_from_folders(
+    images_dir: str | os.PathLike,
+    masks_dir: str | os.PathLike,
+    classes: Mapping[str, _decode.Colour | None] | Sequence[str],
+    mask_format: str = "rgb",
+    *,
+    on_unpaired: str = "error",
+):
+    """A ``tf.data.Dataset`` of ``{"image", "segmentation_mask", "image/filename"}`` like TFDS's.
+
+    Masks are paired by name (``a.tif`` with ``a_mask.tif`` or ``a.png``). ``mask_format="rgb"``:
+    ``classes`` maps each class name to its mask colour (8-bit RGB; one class may be ``None`` =
+    every other colour). ``"index"``: ``classes`` lists the names of mask values 0, 1, ...
+    Everything is read and checked up front (unpaired files, stray colours, size mismatches).
+    """
+    import tensorflow as tf
+
+    examples = load_folder_pairs(images_dir, masks_dir, classes, mask_format,
+                                 on_unpaired=on_unpaired)
+    signature = {
+        "image": tf.TensorSpec((None, None, 3), tf.uint8),
+        "segmentation_mask": tf.TensorSpec((None, None, 1), tf.uint8),
+        "image/filename": tf.TensorSpec((), tf.string),
+    }
+    dataset = tf.data.Dataset.from_generator(lambda: iter(examples), output_signature=signature)
+    return dataset.apply(tf.data.experimental.assert_cardinality(len(examples)))

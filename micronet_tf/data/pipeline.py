@@ -1,0 +1,178 @@
+"""tf.data input pipeline for segmentation: albumentations augmentation, normalisation, targets."""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from micronet_tf.data.augment import crop_only, paper_augmentation
+from micronet_tf.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+
+_SEED_RANGE = 2**31 - 1
+
+
+class _ThreadLocalAugmenter:
+    """Applies one augmentation copy per tf.data thread, reseeded per sample when it can be."""
+
+    def __init__(self, augment: Callable) -> None:
+        self._prototype = augment
+        self._albumentations = hasattr(augment, "get_transform_init_args") or hasattr(
+            augment, "transforms"
+        )
+        self._local = threading.local()
+
+    def _transform(self) -> Callable:
+        transform = getattr(self._local, "transform", None)
+        if transform is None:
+            transform = copy.deepcopy(self._prototype) if self._albumentations else self._prototype
+            self._local.transform = transform
+        return transform
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray, seed: np.int64):
+        transform = self._transform()
+        if hasattr(transform, "set_random_seed"):
+            transform.set_random_seed(int(seed) % _SEED_RANGE)
+        if self._albumentations:
+            out = transform(image=image, mask=mask)
+            image, mask = out["image"], out["mask"]
+        else:
+            image, mask = transform(image, mask)
+        mask = np.asarray(mask)
+        if mask.ndim == 2:
+            mask = mask[..., None]
+        return np.ascontiguousarray(image, np.uint8), np.ascontiguousarray(mask, np.uint8)
+
+
+def _as_pair(*element):
+    """TFDS / :func:`segmentation_dataset_from_folders` dicts or (image, mask) -> (image, mask)."""
+    if len(element) == 1 and isinstance(element[0], dict):
+        image, mask = element[0]["image"], element[0]["segmentation_mask"]
+    elif len(element) == 2:
+        image, mask = element
+    else:
+        raise ValueError("expected dataset elements {'image', 'segmentation_mask', ...} or "
+                         f"(image, mask) pairs, got {len(element)} components")
+    if image.dtype != tf.uint8:  # 16-bit / float input: scaled by its range, like TFDS does
+        image = tf.image.convert_image_dtype(image, tf.uint8, saturate=True)
+    if image.shape.rank == 3 and image.shape[-1] == 1:
+        image = tf.image.grayscale_to_rgb(image)
+    if mask.shape.rank == 2:
+        mask = mask[..., None]
+    return image, tf.cast(mask, tf.uint8)
+
+
+def _normalizer(normalization: str | tuple | None) -> Callable[[tf.Tensor], tf.Tensor]:
+    if normalization is None:
+        return lambda image: tf.cast(image, tf.float32) / 255.0
+    if normalization == "imagenet":
+        mean, std = IMAGENET_MEAN, IMAGENET_STD
+    elif isinstance(normalization, tuple) and len(normalization) == 2:
+        mean, std = (np.asarray(v, np.float32) for v in normalization)
+    else:
+        raise ValueError(f"normalization={normalization!r}: expected 'imagenet', None or "
+                         "a (mean, std) pair")
+    mean, std = tf.constant(mean, tf.float32), tf.constant(std, tf.float32)
+    return lambda image: (tf.cast(image, tf.float32) / 255.0 - mean) / std
+
+
+def _targeter(classes: int | Sequence[int]) -> Callable[[tf.Tensor], tf.Tensor]:
+    """Class-index mask HxWx1 -> float32 HxWxC: one-hot over ``range(classes)`` or one channel
+    per listed class index (a single index: one binary channel)."""
+    if isinstance(classes, int):
+        if classes < 2:
+            raise ValueError(f"classes={classes}: one-hot needs >= 2 classes; for a binary "
+                             "target pass the foreground index as a list, e.g. classes=[1]")
+        return lambda mask: tf.one_hot(tf.cast(mask[..., 0], tf.int32), classes, dtype=tf.float32)
+    values = [int(c) for c in classes]
+    if not values:
+        raise ValueError("classes is empty; list the class indices that become target channels")
+    return lambda mask: tf.stack(
+        [tf.cast(tf.equal(mask[..., 0], v), tf.float32) for v in values], axis=-1
+    )
+
+
+def _make_augment(augment, crop: int | None, keep_orientation: bool) -> Callable:
+    if callable(augment):
+        return augment
+    if augment == "paper":
+        return paper_augmentation(crop, keep_orientation=keep_orientation)
+    if augment in ("none", None):
+        return crop_only(crop)
+    raise ValueError(f"augment={augment!r}: expected 'paper', 'none' or a callable "
+                     "(an albumentations transform, or f(image, mask) -> (image, mask))")
+
+
+def make_segmentation_pipeline(
+    ds: tf.data.Dataset,
+    training: bool,
+    crop: int | None = 512,
+    batch_size: int = 8,
+    augment: str | Callable | None = "paper",
+    normalization: str | tuple | None = "imagenet",
+    *,
+    classes: int | Sequence[int],
+    keep_orientation: bool = False,
+    seed: int | None = None,
+    deterministic: bool = False,
+    shuffle: bool | None = None,
+    size_multiple: int = 32,
+    cache: bool = True,
+    return_info: bool = False,
+) -> tf.data.Dataset:
+    """Batches of ``(image, target)`` for training, ``(image, target, weight)`` for evaluation.
+
+    ``ds``: TFDS ``micronet_segmentation`` / :func:`segmentation_dataset_from_folders` elements
+    or ``(image, mask)`` pairs (uint8 HxWx3, class-index HxW(x1) mask). Training: ``augment``
+    (``"paper"``: :func:`~micronet_tf.data.augment.paper_augmentation`, ``keep_orientation=True``
+    for EBC; ``"none"``: padded random crop only; or a callable) runs in parallel threads; with
+    ``seed`` it is reproducible, and ``deterministic=True`` also fixes the order. Evaluation
+    (``training=False``, or ``crop=None``): whole images zero-padded at the bottom / right to a
+    multiple of ``size_multiple``; ``weight`` is 1 on real pixels and 0 on padding (Keras uses
+    it as ``sample_weight``), and ``return_info=True`` replaces it by ``{"height", "width"}``
+    for cropping predictions back (``prediction[:height, :width]``).
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size={batch_size}: expected >= 1")
+    normalize, targets = _normalizer(normalization), _targeter(classes)
+    autotune = tf.data.AUTOTUNE
+    ds = ds.map(_as_pair, num_parallel_calls=autotune)
+    if cache:
+        ds = ds.cache()
+    if training if shuffle is None else shuffle:
+        ds = ds.shuffle(256, seed=seed, reshuffle_each_iteration=True)
+    if training:
+        augmenter = _ThreadLocalAugmenter(_make_augment(augment, crop, keep_orientation))
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+
+        def apply(pair, sample_seed):
+            image, mask = tf.numpy_function(augmenter, [pair[0], pair[1], sample_seed],
+                                            [tf.uint8, tf.uint8], stateful=False)
+            image.set_shape((crop, crop, 3))
+            mask.set_shape((crop, crop, 1))
+            return image, mask
+
+        ds = tf.data.Dataset.zip((ds, seeds)).map(
+            apply, num_parallel_calls=autotune, deterministic=deterministic
+        )
+    if training and crop is not None:
+        ds = ds.map(lambda image, mask: (normalize(image), targets(mask)),
+                    num_parallel_calls=autotune, deterministic=deterministic)
+        return ds.batch(batch_size).prefetch(autotune)
+
+    def pad(image, mask):
+        height, width = tf.shape(image)[0], tf.shape(image)[1]
+        pad_h, pad_w = (-height) % size_multiple, (-width) % size_multiple
+        padding = [[0, pad_h], [0, pad_w], [0, 0]]
+        x = tf.pad(normalize(image), padding)
+        y = tf.pad(targets(mask), padding)
+        if return_info:
+            return x, y, {"height": height, "width": width}
+        weight = tf.pad(tf.ones((height, width), tf.float32), padding[:2])
+        return x, y, weight
+
+    ds = ds.map(pad, num_parallel_calls=autotune, deterministic=deterministic or not training)
+    return ds.padded_batch(batch_size).prefetch(autotune)
