@@ -1,0 +1,29 @@
+"""Training with the paper's recipe: loss, IoU metrics, two-stage schedule, distribution."""
+
+from micronet_tf.training.callbacks import AtomicCheckpoints, TwoStageSchedule
+from micronet_tf.training.losses import DiceBCELoss
+from micronet_tf.training.metrics import SegmentationIoU, iou_metrics
+
+__all__ = [
+    "AtomicCheckpoints",
+    "DiceBCELoss",
+    "SegmentationIoU",
+    "TrainingResult",
+    "TwoStageSchedule",
+    "get_strategy",
+    "iou_metrics",
+    "train_segmentation",
+]
+
+
+def __getattr__(name: str):
+    # tf.distribute-dependent parts load on first use.
+    if name in ("train_segmentation", "TrainingResult"):
+        from micronet_tf.training import train
+
+        return getattr(train, name)
+    if name == "get_strategy":
+        from micronet_tf.training.distribute import get_strategy
+
+        return get_strategy
+    raise AttributeError(f"module 'micronet_tf.training' has no attribute {name!r}")

@@ -1,0 +1,142 @@
+"""``train_segmentation``: the paper's recipe on one device, several, or several machines."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from micronet_tf.training.callbacks import (
+    BEST_MODEL,
+    LAST_MODEL,
+    AtomicCheckpoints,
+    TwoStageSchedule,
+)
+from micronet_tf.training.distribute import get_strategy
+from micronet_tf.training.losses import DiceBCELoss
+from micronet_tf.training.metrics import iou_metrics
+
+ModelOrBuilder = keras.Model | Callable[[], keras.Model]
+BACKUP_DIR = "backup"
+LOG_FILE = "log.csv"
+
+
+@dataclass
+class TrainingResult:
+    """Where a run's artifacts are and how it ended."""
+
+    out_dir: Path
+    best_model: Path
+    last_model: Path
+    log: Path
+    best_iou: float | None
+    best_epoch: int | None
+    epochs_run: int
+    history: dict
+
+
+def _class_names(model: keras.Model, class_names: Sequence[str] | None) -> list[str]:
+    if class_names is not None:
+        return list(class_names)
+    try:
+        from micronet_tf.models import class_names as stored
+
+        names = stored(model)
+    except ValueError:
+        names = None
+    return list(names) if names else [f"class{i}" for i in range(model.output_shape[-1])]
+
+
+def _output_activation(model: keras.Model) -> str:
+    """How the metrics and the default loss must read the model's output."""
+    try:
+        layer = model.get_layer("activation")
+    except ValueError:
+        return "sigmoid"  # not one of ours: assume logits
+    return "sigmoid" if getattr(layer, "activation", "identity") == "identity" else "none"
+
+
+def _build(model: ModelOrBuilder, strategy: tf.distribute.Strategy) -> keras.Model:
+    """Build (a builder) in the strategy's scope, or check that a built model was."""
+    is_default = strategy is tf.distribute.get_strategy()  # called outside any scope
+    with strategy.scope():
+        built = model() if callable(model) and not isinstance(model, keras.Model) else model
+    if isinstance(model, keras.Model) and not is_default:
+        variable = built.weights[0].value
+        if not isinstance(variable, tf.distribute.DistributedValues) and not (
+            strategy.extended.variable_created_in_scope(variable)
+        ):
+            raise ValueError(
+                f"the model was built outside the {type(strategy).__name__}'s scope: pass a "
+                "function that builds it (it is called inside the scope), or build it under "
+                "strategy.scope()"
+            )
+    return built
+
+
+def train_segmentation(
+    model: ModelOrBuilder,
+    train_ds: tf.data.Dataset,
+    val_ds: tf.data.Dataset,
+    *,
+    out_dir: str | os.PathLike,
+    patience: int = 30,
+    initial_lr: float = 2e-4,
+    final_lr: float = 1e-5,
+    max_epochs: int = 100_000,
+    loss: keras.losses.Loss | None = None,
+    class_names: Sequence[str] | None = None,
+    strategy: str | tf.distribute.Strategy = "auto",
+    seed: int | None = None,
+    resume: bool = True,
+    tensorboard: bool = True,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: int | str = "auto",
+) -> TrainingResult:
+    """Train with Adam and the two-stage schedule on validation IoU (see :class:`TwoStageSchedule`).
+
+    ``train_ds`` / ``val_ds`` yield ``(image, target)`` batches (see
+    :func:`micronet_tf.data.make_segmentation_pipeline`); one pass over ``train_ds`` is one
+    epoch, so a single batch holding the whole training set is the paper's full-batch mode.
+    ``model`` is a model or, for several replicas, a function building it (called in the
+    strategy's scope). ``out_dir`` gets ``best.keras``, ``last.keras``, ``log.csv``, TensorBoard
+    logs and a backup; with ``resume=True`` a killed run continues where it stopped.
+    ``callbacks`` run after the built-in ones (schedule, checkpoints, logs, backup).
+    """
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    strategy = get_strategy(strategy)
+    built = _build(model, strategy)
+    with strategy.scope():
+        names = _class_names(built, class_names)
+        activation = _output_activation(built)
+        built.compile(
+            optimizer=keras.optimizers.Adam(initial_lr),
+            loss=loss if loss is not None else DiceBCELoss(activation=activation),
+            metrics=iou_metrics(names, activation=activation),
+        )
+    schedule = TwoStageSchedule(patience, initial_lr, final_lr, out_dir=out_dir)
+    extra_callbacks = list(callbacks)
+    callbacks = [
+        schedule,
+        AtomicCheckpoints(out_dir),
+        keras.callbacks.CSVLogger(str(out_dir / LOG_FILE), append=resume),
+    ]
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(str(out_dir / "tensorboard")))
+    if resume:
+        callbacks.append(keras.callbacks.BackupAndRestore(str(out_dir / BACKUP_DIR)))
+    callbacks += extra_callbacks
+    history = built.fit(train_ds, validation_data=val_ds, epochs=max_epochs, callbacks=callbacks,
+                        shuffle=False, verbose=verbose)
+    return TrainingResult(
+        out_dir=out_dir, best_model=out_dir / BEST_MODEL, last_model=out_dir / LAST_MODEL,
+        log=out_dir / LOG_FILE, best_iou=schedule.best, best_epoch=schedule.best_epoch,
+        epochs_run=len(history.epoch), history=dict(history.history),
+    )
