@@ -15,7 +15,7 @@ _SUBMODULES = (
     "cli", "convert", "data", "data_paths", "encoders", "layers", "models", "preprocessing"
 )
 
-__all__ = ["__version__", "create_segmentation_model", *_SUBMODULES]
+__all__ = ["__version__", "create_segmentation_model", "load_model", *_SUBMODULES]
 
 
 # Registers the TFDS datasets (tfds.load("micronet_segmentation/super1")); this imports
@@ -34,3 +34,14 @@ def create_segmentation_model(*args: Any, **kwargs: Any) -> Any:
     from micronet_tf.models import create_segmentation_model as create
 
     return create(*args, **kwargs)
+
+
+def load_model(path: Any, *, compile: bool = True) -> Any:
+    """``keras.saving.load_model`` with every micronet-tf layer, loss and metric registered
+    (a plain ``keras.saving.load_model`` works too once ``micronet_tf.models`` and, for trained
+    models, ``micronet_tf.training`` are imported)."""
+    import keras
+
+    for module in ("layers", "models", "training"):
+        importlib.import_module(f"micronet_tf.{module}")
+    return keras.saving.load_model(path, compile=compile)

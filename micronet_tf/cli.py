@@ -52,7 +52,42 @@ def _cmd_convert_model(args: argparse.Namespace) -> None:
           f"{info['classes']} classes, {model.count_params():,} parameters)")
 
 
+def _weights_argument(value: str | None):
+    return None if value in (None, "none", "None") else value
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from micronet_tf.training.runs import train_on_benchmark
+
+    result = train_on_benchmark(
+        args.dataset, args.architecture, args.encoder, out_dir=args.out,
+        encoder_weights=_weights_argument(args.encoder_weights), patience=args.patience,
+        epochs=args.epochs, batch_size=args.batch_size, crop=args.crop, strategy=args.strategy,
+        seed=args.seed, repeats=args.repeats, initial_lr=args.lr,
+    )
+    print(f"best validation IoU {result.best_iou:.4f} at epoch {result.best_epoch + 1}; "
+          f"model: {result.best_model}")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from micronet_tf.training.runs import evaluate_on_benchmark
+
+    metrics = evaluate_on_benchmark(args.model, args.dataset, split=args.split, out_dir=args.out)
+    for name, value in metrics["per_class_iou"].items():
+        print(f"IoU {name:<12} {value:.4f}")
+    print(f"mean IoU ({', '.join(metrics['mean_iou_classes'])}): {metrics['mean_iou']:.4f}; "
+          f"written to {args.out}")
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
+    from micronet_tf.training.runs import run_demo
+
+    run_demo(args.out, dataset=args.dataset, architecture=args.architecture,
+             encoder=args.encoder, encoder_weights=_weights_argument(args.encoder_weights),
+             epochs=args.epochs, crop=args.crop)
+
+
+def _cmd_encoder_demo(args: argparse.Namespace) -> None:
     from micronet_tf._demo import run_demo
 
     run_demo(
@@ -100,8 +135,53 @@ def build_parser() -> argparse.ArgumentParser:
     whole.add_argument("--force", action="store_true", help="replace an existing --out file")
     whole.set_defaults(func=_cmd_convert_model)
 
+    train = commands.add_parser(
+        "train", help="train a segmentation model on a benchmark set with the paper's recipe"
+    )
+    train.add_argument("--dataset", required=True, help="e.g. micronet_segmentation/super3")
+    train.add_argument("--architecture", default="Unet")
+    train.add_argument("--encoder", default="resnet50")
+    train.add_argument("--encoder-weights", default=None,
+                       help="PyTorch checkpoint / .weights.h5 of the encoder, or none")
+    train.add_argument("--out", required=True, type=Path, help="run folder (resumes if it exists)")
+    train.add_argument("--patience", type=int, default=30)
+    train.add_argument("--epochs", type=int, default=None,
+                       help="epoch cap (default: until the two-stage schedule stops)")
+    train.add_argument("--batch-size", type=int, default=None,
+                       help="default: the whole training set (the paper's full batch)")
+    train.add_argument("--crop", type=int, default=512)
+    train.add_argument("--repeats", type=int, default=1,
+                       help="augmented copies of each training image per epoch")
+    train.add_argument("--lr", type=float, default=2e-4, help="first-stage learning rate")
+    train.add_argument("--strategy", default="auto",
+                       choices=["auto", "mirrored", "multiworker", "one_device"])
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(func=_cmd_train)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="per-class IoU, accuracy maps and training curves on a benchmark split"
+    )
+    evaluate.add_argument("model", type=Path,
+                          help="a run folder (uses best.keras) or a .keras file")
+    evaluate.add_argument("--dataset", required=True)
+    evaluate.add_argument("--split", default="test")
+    evaluate.add_argument("--out", required=True, type=Path)
+    evaluate.set_defaults(func=_cmd_evaluate)
+
     demo = commands.add_parser(
-        "demo",
+        "demo", help="end to end on CPU: Super-3 data, a short training run, test IoU, report"
+    )
+    demo.add_argument("--out", type=Path, default=Path("demo_out"))
+    demo.add_argument("--dataset", default="micronet_segmentation/super3")
+    demo.add_argument("--architecture", default="Unet")
+    demo.add_argument("--encoder", default="resnet18")
+    demo.add_argument("--encoder-weights", default=None)
+    demo.add_argument("--epochs", type=int, default=40)
+    demo.add_argument("--crop", type=int, default=256)
+    demo.set_defaults(func=_cmd_demo)
+
+    demo = commands.add_parser(
+        "encoder-demo",
         help="convert an encoder checkpoint, run it on a micrograph, compare with PyTorch",
     )
     demo.add_argument("--encoder", default="resnet50")
@@ -114,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-reference", action="store_true",
                       help="skip the PyTorch comparison (needs no torch then, but --checkpoint "
                       "must be a Keras .weights.h5 file)")
-    demo.set_defaults(func=_cmd_demo)
+    demo.set_defaults(func=_cmd_encoder_demo)
     return parser
 
 

@@ -47,9 +47,9 @@ def test_convert_reports_a_wrong_encoder(tmp_path: Path) -> None:
     assert not (tmp_path / "x.weights.h5").exists()
 
 
-def test_demo_main_job(tmp_path: Path, benchmark_data: Path) -> None:
-    """The README's main command, on the smallest encoder."""
-    result = run_cli("demo", "--encoder", "resnet18", "--out", str(tmp_path / "report"))
+def test_encoder_demo(tmp_path: Path, benchmark_data: Path) -> None:
+    """Convert, run on a micrograph, compare with PyTorch: on the smallest encoder."""
+    result = run_cli("encoder-demo", "--encoder", "resnet18", "--out", str(tmp_path / "report"))
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert [f["stride"] for f in report["features"]] == [1, 2, 4, 8, 16, 32]

@@ -51,7 +51,7 @@ def _class_names(model: keras.Model, class_names: Sequence[str] | None) -> list[
     return list(names) if names else [f"class{i}" for i in range(model.output_shape[-1])]
 
 
-def _output_activation(model: keras.Model) -> str:
+def output_activation(model: keras.Model) -> str:
     """How the metrics and the default loss must read the model's output."""
     try:
         layer = model.get_layer("activation")
@@ -115,7 +115,7 @@ def train_segmentation(
     built = _build(model, strategy)
     with strategy.scope():
         names = _class_names(built, class_names)
-        activation = _output_activation(built)
+        activation = output_activation(built)
         built.compile(
             optimizer=keras.optimizers.Adam(initial_lr),
             loss=loss if loss is not None else DiceBCELoss(activation=activation),
