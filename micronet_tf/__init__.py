@@ -15,7 +15,8 @@ _SUBMODULES = (
     "cli", "convert", "data", "data_paths", "encoders", "layers", "models", "preprocessing"
 )
 
-__all__ = ["__version__", "create_segmentation_model", "load_model", *_SUBMODULES]
+__all__ = ["__version__", "create_segmentation_model", "load_model", "train_classifier",
+           *_SUBMODULES]
 
 
 # Registers the TFDS datasets (tfds.load("micronet_segmentation/super1")); this imports
@@ -45,3 +46,10 @@ def load_model(path: Any, *, compile: bool = True) -> Any:
     for module in ("layers", "models", "training"):
         importlib.import_module(f"micronet_tf.{module}")
     return keras.saving.load_model(path, compile=compile)
+
+
+def train_classifier(*args: Any, **kwargs: Any) -> Any:
+    """See :func:`micronet_tf.training.classifier.train_classifier`."""
+    from micronet_tf.training.classifier import train_classifier as train
+
+    return train(*args, **kwargs)

@@ -15,6 +15,7 @@ from micronet_tf.data._benchmark import BENCHMARK_SETS, EBC_CLASSES, SUPER_CLASS
 _LAZY = {
     "segmentation_dataset_from_folders": "micronet_tf.data.folders",
     "make_segmentation_pipeline": "micronet_tf.data.pipeline",
+    "make_classification_pipeline": "micronet_tf.data.classification",
     "paper_augmentation": "micronet_tf.data.augment",
     "MicronetConfig": "micronet_tf.tfds_datasets.micronet",
 }

@@ -12,6 +12,7 @@ __all__ = [
     "TwoStageSchedule",
     "get_strategy",
     "iou_metrics",
+    "train_classifier",
     "train_segmentation",
 ]
 
@@ -22,6 +23,10 @@ def __getattr__(name: str):
         from micronet_tf.training import train
 
         return getattr(train, name)
+    if name in ("train_classifier", "ClassifierResult"):
+        from micronet_tf.training import classifier
+
+        return getattr(classifier, name)
     if name == "get_strategy":
         from micronet_tf.training.distribute import get_strategy
 
