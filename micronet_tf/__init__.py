@@ -12,10 +12,11 @@ from typing import Any
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "cli", "convert", "data", "data_paths", "encoders", "layers", "models", "preprocessing"
+    "cli", "convert", "data", "data_paths", "encoders", "layers", "models", "preprocessing",
+    "tiling",
 )
 
-__all__ = ["__version__", "create_segmentation_model", "load_model", "train_classifier",
+__all__ = ["__version__", "create_segmentation_model", "load_model", "predict", "train_classifier",
            *_SUBMODULES]
 
 
@@ -53,3 +54,10 @@ def train_classifier(*args: Any, **kwargs: Any) -> Any:
     from micronet_tf.training.classifier import train_classifier as train
 
     return train(*args, **kwargs)
+
+
+def predict(*args: Any, **kwargs: Any) -> Any:
+    """Tiled prediction at any size: see :func:`micronet_tf.tiling.predict`."""
+    from micronet_tf.tiling import predict as tiled
+
+    return tiled(*args, **kwargs)
