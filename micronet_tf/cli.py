@@ -87,6 +87,32 @@ def _cmd_demo(args: argparse.Namespace) -> None:
              epochs=args.epochs, crop=args.crop)
 
 
+def _report_failures(failures: dict[str, str]) -> None:
+    if failures:
+        listing = "\n  ".join(f"{path}: {why}" for path, why in failures.items())
+        raise _BatchFailed(f"{len(failures)} file(s) failed:\n  {listing}")
+
+
+class _BatchFailed(ValueError):
+    """Some files of a batch command failed (the others were processed)."""
+
+
+def _cmd_predict(args: argparse.Namespace) -> None:
+    from micronet_tf.batch import predict_files
+
+    _report_failures(predict_files(args.model, args.inputs, args.out, tile=args.tile,
+                                   overlap=args.overlap, batch_size=args.batch_size,
+                                   engine=args.engine))
+
+
+def _cmd_measure(args: argparse.Namespace) -> None:
+    from micronet_tf.batch import measure_files
+
+    _report_failures(measure_files(args.masks, args.out, class_names=args.classes,
+                                   truth_dir=args.truth, pixel_size=args.pixel_size,
+                                   unit=args.unit))
+
+
 def _cmd_encoder_demo(args: argparse.Namespace) -> None:
     from micronet_tf._demo import run_demo
 
@@ -167,6 +193,29 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--out", required=True, type=Path)
     evaluate.set_defaults(func=_cmd_evaluate)
+
+    predict = commands.add_parser(
+        "predict", help="segment micrographs of any size (tiled); index masks + overlays"
+    )
+    predict.add_argument("model", type=Path, help=".keras file (or .onnx with --engine onnx)")
+    predict.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
+    predict.add_argument("--out", required=True, type=Path)
+    predict.add_argument("--tile", type=int, default=512)
+    predict.add_argument("--overlap", type=int, default=64)
+    predict.add_argument("--batch-size", type=int, default=4)
+    predict.add_argument("--engine", default="keras", choices=["keras", "onnx"])
+    predict.set_defaults(func=_cmd_predict)
+
+    measure = commands.add_parser(
+        "measure", help="objects, sizes and area fractions of class-index masks"
+    )
+    measure.add_argument("masks", nargs="+", help="index-mask files, folders or globs")
+    measure.add_argument("--out", required=True, type=Path)
+    measure.add_argument("--truth", help="folder of true index masks with the same file names")
+    measure.add_argument("--classes", nargs="+", help="class names, index 0 first")
+    measure.add_argument("--pixel-size", type=float, help="physical size of one pixel")
+    measure.add_argument("--unit", default="um", help="unit of --pixel-size")
+    measure.set_defaults(func=_cmd_measure)
 
     demo = commands.add_parser(
         "demo", help="end to end on CPU: Super-3 data, a short training run, test IoU, report"
