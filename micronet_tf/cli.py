@@ -113,6 +113,31 @@ def _cmd_measure(args: argparse.Namespace) -> None:
                                    unit=args.unit))
 
 
+def _cmd_export(args: argparse.Namespace) -> None:
+    from micronet_tf.encoders import list_encoders
+
+    if str(args.model) in list_encoders():
+        from micronet_tf.encoders import get_encoder
+
+        model = get_encoder(str(args.model), weights=_weights_argument(args.weights))
+    else:
+        from micronet_tf import load_model
+
+        if not args.model.is_file():
+            raise FileNotFoundError(f"model {str(args.model)!r}: expected a .keras file or an "
+                                    "encoder name (see `micronet-tf list`)")
+        model = load_model(args.model, compile=False)
+    if args.format == "onnx":
+        from micronet_tf.export import export_onnx
+
+        export_onnx(model, args.out, opset=args.opset, preprocessing=args.with_preprocessing)
+    else:
+        from micronet_tf.bioimageio import export_bioimageio
+
+        export_bioimageio(model, args.out, name=args.name, opset=args.opset or 17)
+    print(f"{args.model} -> {args.out}")
+
+
 def _cmd_encoder_demo(args: argparse.Namespace) -> None:
     from micronet_tf._demo import run_demo
 
@@ -216,6 +241,19 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--pixel-size", type=float, help="physical size of one pixel")
     measure.add_argument("--unit", default="um", help="unit of --pixel-size")
     measure.set_defaults(func=_cmd_measure)
+
+    export = commands.add_parser(
+        "export", help="export a model to ONNX or a bioimage.io package"
+    )
+    export.add_argument("model", type=Path, help="a .keras file, or an encoder name")
+    export.add_argument("--format", required=True, choices=["onnx", "bioimageio"])
+    export.add_argument("--out", required=True, type=Path, help="FILE.onnx or FILE.zip")
+    export.add_argument("--opset", type=int, help="ONNX opset (default: tf2onnx's)")
+    export.add_argument("--with-preprocessing", action="store_true",
+                        help="ONNX takes raw 8-bit RGB; ImageNet normalisation in the graph")
+    export.add_argument("--weights", help="encoder weights, when MODEL is an encoder name")
+    export.add_argument("--name", help="bioimage.io model name (default: the model's)")
+    export.set_defaults(func=_cmd_export)
 
     demo = commands.add_parser(
         "demo", help="end to end on CPU: Super-3 data, a short training run, test IoU, report"

@@ -27,3 +27,21 @@ class GroupedConv2D(keras.layers.Conv2D):
             padding=self.padding.upper(),
             dilations=(1, *self.dilation_rate, 1),
         )
+
+
+@keras.saving.register_keras_serializable(package="micronet_tf")
+class RawImageNormalization(keras.layers.Layer):
+    """Raw 0-255 RGB (any numeric dtype) -> ``(x / 255 - mean) / std`` with ImageNet statistics,
+    as constants in the graph (exported models then take 8-bit images directly)."""
+
+    def call(self, inputs):
+        from micronet_tf.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+
+        x = keras.ops.cast(inputs, "float32")
+        return (x - IMAGENET_MEAN * 255.0) / (IMAGENET_STD * 255.0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def compute_output_spec(self, inputs):
+        return keras.KerasTensor(inputs.shape, dtype="float32")
