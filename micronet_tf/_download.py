@@ -13,6 +13,7 @@ from pathlib import Path
 from micronet_tf._files import atomic_output_path
 
 _CHUNK = 1 << 20
+_sleep = time.sleep  # between retries (tests replace it)
 
 
 class DownloadError(RuntimeError):
@@ -93,7 +94,7 @@ def fetch(
             return destination
         except (OSError, http.client.HTTPException) as error:
             if attempt < retries and _transient(error):
-                time.sleep(backoff * 2**attempt)
+                _sleep(backoff * 2**attempt)
                 continue
             tries = f" after {attempt + 1} attempts" if attempt else ""
             raise DownloadError(

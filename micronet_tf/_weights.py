@@ -1,4 +1,5 @@
-"""Resolve a ``weights=`` argument (None, Keras weights file, PyTorch checkpoint) onto a model."""
+"""Resolve a ``weights=`` argument (None, Keras weights file, PyTorch checkpoint, model-zoo
+name) onto a model."""
 
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ WeightsArg = str | os.PathLike | None
 
 KERAS_SUFFIXES = (".weights.h5",)
 TORCH_SUFFIXES = (".pth", ".pth.tar", ".pt", ".tar", ".bin", ".ckpt")
-# Reserved for the model zoo (a later release): get_encoder(..., weights="micronet").
+# Model-zoo names: "micronet", "imagenet-micronet", "resnet50.micronet", "...@v1.1".
 ZOO_WEIGHT_NAMES = ("micronet", "imagenet-micronet")
 
 
 def _describe_expected(argument: str) -> str:
     return (
-        f"Expected {argument}=None, a Keras weights file ({', '.join(KERAS_SUFFIXES)}) or a "
+        f"Expected {argument}=None, a model-zoo name ('micronet', 'imagenet-micronet', "
+        f"'resnet50.micronet@v1.1'), a Keras weights file ({', '.join(KERAS_SUFFIXES)}) or a "
         f"PyTorch checkpoint ({', '.join(TORCH_SUFFIXES)}) such as NASA's "
         "'resnet50_pretrained_microscopynet_v1.0.pth.tar'."
     )
@@ -31,8 +33,12 @@ def apply_weights(
     argument: str = "weights",
     ignore_prefixes: Sequence[str] = (),
     optional_prefixes: Sequence[str] = (),
+    encoder: str | None = None,
 ) -> None:
     """Load ``weights`` into ``model`` in place; ``None`` leaves the random initialisation.
+
+    A model-zoo name resolves through :mod:`micronet_tf.zoo` for ``encoder`` (the encoder the
+    model is built on; a bare ``"micronet"`` means ``"<encoder>.micronet"``).
 
     ``ignore_prefixes`` / ``optional_prefixes`` are passed to the PyTorch converter (checkpoint
     tensors the model has no place for / model weights the checkpoint may lack).
@@ -42,12 +48,14 @@ def apply_weights(
     path = Path(weights)
     if not path.is_file():
         text = os.fspath(weights)
-        if text in ZOO_WEIGHT_NAMES or "@" in text or text.endswith(ZOO_WEIGHT_NAMES):
-            raise ValueError(
-                f"{argument}={text!r} names a model-zoo entry, and this version of micronet-tf "
-                "has no model zoo yet. Download NASA's checkpoint and pass its path. "
-                + _describe_expected(argument)
-            )
+        from micronet_tf.zoo import is_zoo_name, load_zoo_weights
+
+        if is_zoo_name(text):
+            if encoder is None:
+                raise ValueError(f"{argument}={text!r}: model-zoo weights need the encoder name")
+            load_zoo_weights(model, text, encoder=encoder, argument=argument,
+                             ignore_prefixes=ignore_prefixes, optional_prefixes=optional_prefixes)
+            return
         raise FileNotFoundError(
             f"{argument}={text!r}: no such file. " + _describe_expected(argument)
         )

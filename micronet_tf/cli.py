@@ -1,4 +1,5 @@
-"""``micronet-tf`` command line: list encoders, convert NASA checkpoints, run the demo."""
+"""``micronet-tf`` command line: list encoders, convert NASA checkpoints, run the demo,
+export ONNX, use the model zoo."""
 
 from __future__ import annotations
 
@@ -102,7 +103,7 @@ def _cmd_predict(args: argparse.Namespace) -> None:
 
     _report_failures(predict_files(args.model, args.inputs, args.out, tile=args.tile,
                                    overlap=args.overlap, batch_size=args.batch_size,
-                                   engine=args.engine))
+                                   engine=args.engine, activation=args.activation))
 
 
 def _cmd_measure(args: argparse.Namespace) -> None:
@@ -110,7 +111,7 @@ def _cmd_measure(args: argparse.Namespace) -> None:
 
     _report_failures(measure_files(args.masks, args.out, class_names=args.classes,
                                    truth_dir=args.truth, pixel_size=args.pixel_size,
-                                   unit=args.unit))
+                                   unit=args.unit, thickness=args.thickness or ()))
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
@@ -145,6 +146,25 @@ def _cmd_encoder_demo(args: argparse.Namespace) -> None:
         encoder=args.encoder, out_dir=args.out, image=args.image, checkpoint=args.checkpoint,
         reference=not args.no_reference,
     )
+
+
+def _cmd_zoo(args: argparse.Namespace) -> None:
+    from micronet_tf import zoo
+
+    if args.zoo_command == "list":
+        for entry in zoo.current_manifest().entries:
+            if args.available and not entry.available:
+                continue
+            acc = entry.accuracy.get("top1")
+            print(f"{entry.key:<40} {'available' if entry.available else 'source only':<12} "
+                  f"top-1 {acc if acc is not None else '-'}")
+    elif args.zoo_command == "info":
+        import json
+
+        print(json.dumps(zoo.model_info(args.name), indent=1))
+    else:
+        path = zoo.download(args.name, args.kind, trust_unverified=args.trust_unverified or None)
+        print(path)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -229,14 +249,23 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--overlap", type=int, default=64)
     predict.add_argument("--batch-size", type=int, default=4)
     predict.add_argument("--engine", default="keras", choices=["keras", "onnx"])
+    predict.add_argument("--activation", default="auto",
+                         choices=["auto", "sigmoid", "softmax", "exp", "none"],
+                         help="turn model outputs into probabilities; auto: from a Keras "
+                         "model's output layer (logits -> sigmoid / softmax), ONNX as it is")
     predict.set_defaults(func=_cmd_predict)
 
     measure = commands.add_parser(
         "measure", help="objects, sizes and area fractions of class-index masks"
     )
-    measure.add_argument("masks", nargs="+", help="index-mask files, folders or globs")
+    measure.add_argument("masks", nargs="+", help="class-index masks (or Super colour masks): "
+                         "files, folders or globs")
     measure.add_argument("--out", required=True, type=Path)
-    measure.add_argument("--truth", help="folder of true index masks with the same file names")
+    measure.add_argument("--truth", help="folder of true masks, paired by name (a_mask.png with "
+                         "a_mask.tif or a.tif)")
+    measure.add_argument("--thickness", nargs="+", metavar="CLASS",
+                         help="layer classes whose thickness to measure (the paper's oxide "
+                         "method), e.g. oxide")
     measure.add_argument("--classes", nargs="+", help="class names, index 0 first")
     measure.add_argument("--pixel-size", type=float, help="physical size of one pixel")
     measure.add_argument("--unit", default="um", help="unit of --pixel-size")
@@ -282,6 +311,20 @@ def build_parser() -> argparse.ArgumentParser:
                       help="skip the PyTorch comparison (needs no torch then, but --checkpoint "
                       "must be a Keras .weights.h5 file)")
     demo.set_defaults(func=_cmd_encoder_demo)
+
+    zoo = commands.add_parser("zoo", help="the MicroNet model zoo: list, info, download")
+    zoo_commands = zoo.add_subparsers(dest="zoo_command", required=True)
+    zoo_list = zoo_commands.add_parser("list", help="entries as name@version")
+    zoo_list.add_argument("--available", action="store_true",
+                          help="only encoders micronet-tf can build")
+    zoo_commands.add_parser("info", help="an entry's manifest record").add_argument("name")
+    zoo_download = zoo_commands.add_parser("download", help="a verified copy in the cache")
+    zoo_download.add_argument("name")
+    zoo_download.add_argument("--kind", default="keras", choices=["keras", "onnx", "source"])
+    zoo_download.add_argument("--trust-unverified", action="store_true",
+                              help="allow NASA files without a pinned sha256 (recorded on "
+                              "first download)")
+    zoo.set_defaults(func=_cmd_zoo)
     return parser
 
 

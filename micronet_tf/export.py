@@ -30,7 +30,8 @@ def export_onnx(model: keras.Model, out: str | os.PathLike, *, opset: int | None
         raise ValueError(f"out={str(out)!r}: expected a .onnx file name")
     if preprocessing:
         model = with_preprocessing(model)
-    sample = np.zeros((1, 64, 64, model.input_shape[-1]),
+    # 128: a multiple of 32 that every architecture accepts (PAN needs at least 128)
+    sample = np.zeros((1, 128, 128, model.input_shape[-1]),
                       "uint8" if preprocessing else "float32")
     model(sample)  # Keras exports only models that have been called
     with atomic_output_path(out) as temporary:

@@ -173,8 +173,11 @@ def test_classifier_conversion_reads_class_count(tmp_path: Path, state) -> None:
     assert "fc.bias" in report.assigned
 
 
-def test_weights_argument_errors(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="model-zoo entry"):
+def test_weights_argument_errors(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("MICRONET_TF_HOME", str(tmp_path / "cache"))  # an empty zoo cache
+    monkeypatch.delenv("MICRONET_TF_TRUST_UNVERIFIED", raising=False)
+    monkeypatch.delenv("MICRONET_TF_ZOO_URL", raising=False)
+    with pytest.raises(RuntimeError, match="no published sha256 yet"):  # micronet_tf.zoo
         get_encoder(ENCODER, weights="micronet")
     with pytest.raises(FileNotFoundError, match="no such file"):
         get_encoder(ENCODER, weights=tmp_path / "absent.pth")

@@ -54,8 +54,10 @@ def get_encoder(
     """Build the encoder ``name`` (see :func:`list_encoders`) and optionally load weights.
 
     Args:
-        weights: ``None`` (random), a Keras ``.weights.h5`` file, or a PyTorch checkpoint
-            (``.pth`` / ``.pth.tar``, NASA's format) converted on the fly (needs ``torch``).
+        weights: ``None`` (random), a model-zoo name (``"micronet"``,
+            ``"imagenet-micronet"``, ``"resnet50.micronet@v1.1"``; see :mod:`micronet_tf.zoo`),
+            a Keras ``.weights.h5`` file, or a PyTorch checkpoint (``.pth`` / ``.pth.tar``,
+            NASA's format) converted on the fly (needs ``torch``).
         depth: number of downsampling stages, 1..5; the model has ``depth + 1`` outputs.
         output_stride: 32, or 16 / 8 to replace the last strides by dilation (for DeepLab).
     """
@@ -77,6 +79,7 @@ def get_encoder(
         model,
         weights,
         ignore_prefixes=(spec.head, *(p for stage in skipped_stages for p in stage)),
+        encoder=name,
     )
     return model
 
@@ -103,5 +106,5 @@ def get_classifier(
     pooled = layers.GlobalAveragePooling2D(name="avgpool")(features[-1])
     logits = layers.Dense(classes, name=spec.head)(pooled)
     model = keras.Model(inputs, logits, name=model_name or f"{name}_classifier")
-    apply_weights(model, weights, optional_prefixes=(spec.head,))
+    apply_weights(model, weights, optional_prefixes=(spec.head,), encoder=name)
     return model

@@ -1,0 +1,37 @@
+"""Every segmentation architecture on resnet50 exports to ONNX (``export_onnx``) with dynamic
+batch, height and width: the graph passes ``onnx.checker`` and onnxruntime gives the Keras
+numbers (1e-4) at two input sizes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+
+from micronet_tf.export import export_onnx
+from micronet_tf.models import create_segmentation_model, list_architectures
+
+SIZES = ((1, 128, 128), (2, 160, 224))  # PAN needs at least 128
+
+
+@pytest.mark.parametrize("architecture", list_architectures())
+def test_resnet50_architecture_onnx_parity(architecture: str, tmp_path: Path) -> None:
+    model = create_segmentation_model(architecture, "resnet50", classes=3)
+    path = export_onnx(model, tmp_path / f"{architecture}.onnx")
+    onnx.checker.check_model(str(path))
+    session = onnxruntime.InferenceSession(str(path))
+    name = session.get_inputs()[0].name
+    assert [d if isinstance(d, int) else None for d in session.get_inputs()[0].shape] == [
+        None, None, None, 3]
+    rng = np.random.default_rng(0)
+    for batch, height, width in SIZES:
+        images = rng.standard_normal((batch, height, width, 3), np.float32)
+        expected = np.asarray(model(images, training=False))
+        produced = session.run(None, {name: images})[0]
+        assert produced.shape == expected.shape
+        scale = max(1.0, float(np.abs(expected).max()))
+        assert float(np.abs(produced - expected).max()) <= 1e-4 * scale, (
+            f"{architecture} at {batch}x{height}x{width}")
