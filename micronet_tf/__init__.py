@@ -12,8 +12,8 @@ from typing import Any
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "cli", "convert", "data", "data_paths", "encoders", "layers", "models", "preprocessing",
-    "tiling",
+    "cli", "convert", "data", "data_paths", "encoders", "layers", "measure", "models",
+    "preprocessing", "tiling",
 )
 
 __all__ = ["__version__", "create_segmentation_model", "load_model", "predict", "train_classifier",

@@ -3,13 +3,18 @@ a prediction's measurements are from the ground truth's (the paper's Figure 6)."
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
 from skimage import measure, morphology
 
+# The benchmark's Super masks (RGB): blue = secondary, red = tertiary, anything else = matrix.
+from micronet_tf.data._benchmark import SUPER_COLOURS
+
 # regionprops columns reported per object (lengths in pixels, or in units with pixel_size).
-_LENGTHS = ("equivalent_diameter_area", "axis_major_length", "axis_minor_length", "perimeter")
+_LENGTHS = ("equivalent_diameter_area", "axis_major_length", "axis_minor_length", "perimeter",
+            "feret_diameter_max")
 _AREAS = ("area",)
 _UNITLESS = ("eccentricity", "solidity", "orientation")
 
@@ -21,10 +26,30 @@ def _check_mask(mask: np.ndarray, name: str) -> np.ndarray:
     return mask
 
 
+def read_index_mask(path: str | os.PathLike, colours: Sequence | None = SUPER_COLOURS,
+                    num_classes: int = 256) -> np.ndarray:
+    """HxW uint8 class indices from a mask file: single-channel (or grey RGB) masks as they
+    are (e.g. ``micronet-tf predict`` output, EBC masks 0/1/2); colour masks through
+    ``colours`` (class i's RGB, one ``None`` = everything else; default: the Super masks)."""
+    from micronet_tf.data._decode import colour_mask_to_index, index_mask
+    from micronet_tf.preprocessing import read_image
+
+    array = read_image(path)
+    name = os.fspath(path)
+    coloured = array.ndim == 3 and array.shape[-1] in (3, 4) and not all(
+        np.array_equal(array[..., 0], array[..., c]) for c in (1, 2))
+    if coloured:
+        if colours is None:
+            raise ValueError(f"mask {name!r} is a colour image: pass the class colours")
+        return colour_mask_to_index(array, colours, name)
+    return index_mask(array, num_classes, name)
+
+
 def objects(mask: np.ndarray, *, pixel_size: float | None = None) -> list[dict]:
     """One row per connected object (8-connectivity) of a boolean mask: label, centroid,
-    area, equivalent diameter, major / minor axis, perimeter, eccentricity, solidity,
-    orientation. With ``pixel_size`` (units per pixel) lengths and areas are physical."""
+    area, equivalent diameter, major / minor axis, perimeter, maximum Feret diameter,
+    eccentricity, solidity, orientation. With ``pixel_size`` (units per pixel) lengths and
+    areas are physical."""
     mask = _check_mask(mask, "mask").astype(bool)
     scale = 1.0 if pixel_size is None else float(pixel_size)
     rows = []
@@ -56,7 +81,8 @@ def layer_thickness(mask: np.ndarray, *, pixel_size: float | None = None,
     cleaned = morphology.opening(morphology.closing(mask))
     cleaned = morphology.remove_small_holes(cleaned, max_size=min_size)
     cleaned = morphology.remove_small_objects(cleaned, max_size=min_size)
-    skeleton, distance = morphology.medial_axis(cleaned, return_distance=True)
+    # rng fixed: medial_axis breaks ties at random, which would make equal masks differ.
+    skeleton, distance = morphology.medial_axis(cleaned, return_distance=True, rng=0)
     return 2.0 * distance[skeleton] * (1.0 if pixel_size is None else float(pixel_size))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from micronet_tf.data._benchmark import resolve_pointer
 from micronet_tf.models import create_segmentation_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,34 +30,79 @@ def test_predict_then_measure(tmp_path: Path, benchmark_data: Path) -> None:
     model.save(model_path)
     inputs = tmp_path / "in"
     inputs.mkdir()
-    shutil.copy(benchmark_data / "Super1" / "test" / "spot2_0d_0.tif", inputs / "a b#1.tif")
+    shutil.copy(resolve_pointer(benchmark_data / "Super1" / "test" / "spot2_0d_0.tif"),
+                inputs / "spot2_0d_0.tif")
     Image.fromarray(np.full((70, 90), 128, np.uint8)).save(inputs / "small.png")
+    Image.fromarray(np.full((70, 90), 128, np.uint8)).save(inputs / "small.jpg")  # same stem
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(inputs / "odd #1_mask.png")  # an input...
+    Image.fromarray(np.full((33, 47), 9, np.uint16)).save(inputs / "odd #1.png")  # ...its target
     (inputs / "broken.tif").write_bytes(b"not a tiff")
     before = {p.name: p.read_bytes() for p in inputs.iterdir()}
 
-    out = tmp_path / "out"
-    result = run_cli("predict", str(model_path), str(inputs), "--out", str(out), "--tile", "256",
-                     "--overlap", "32")
-    assert result.returncode == 2, result.stderr[-3000:]  # one file failed ...
-    assert "broken.tif" in result.stderr and "1 file(s) failed" in result.stderr
-    mask = np.asarray(Image.open(out / "a b#1_mask.png"))  # ... the others went on
-    assert mask.shape == (512, 512) and mask.max() <= 2
-    assert np.asarray(Image.open(out / "small_overlay.png")).shape == (70, 90, 3)
-    assert {p.name: p.read_bytes() for p in inputs.iterdir()} == before
+    # --out is the input folder itself: results go beside the inputs, no input is replaced.
+    result = run_cli("predict", str(model_path), str(inputs), "--out", str(inputs), "--tile",
+                     "256", "--overlap", "32")
+    assert result.returncode == 2, result.stderr[-3000:]  # files failed ...
+    assert "3 file(s) failed" in result.stderr, result.stderr[-3000:]
+    assert "broken.tif" in result.stderr and "already written for" in result.stderr
+    assert "refusing to overwrite the input file" in result.stderr
+    mask = np.asarray(Image.open(inputs / "spot2_0d_0_mask.png"))  # ... the others went on
+    assert mask.shape == (512, 512) and mask.dtype == np.uint8 and mask.max() <= 2
+    assert np.asarray(Image.open(inputs / "small_overlay.png")).shape == (70, 90, 3)
+    assert np.asarray(Image.open(inputs / "odd #1_mask_mask.png")).shape == (8, 8)
+    assert {name: (inputs / name).read_bytes() for name in before} == before
 
+    # The true Super mask (colour) as --truth; our prediction measured against it.
     report = tmp_path / "measured"
-    truth = tmp_path / "truth"
-    truth.mkdir()
-    shutil.copy(out / "a b#1_mask.png", truth / "a b#1_mask.png")  # a perfect "truth"
-    measured = run_cli("measure", str(out / "a b#1_mask.png"), "--out", str(report), "--truth",
-                       str(truth), "--classes", "matrix", "secondary", "tertiary",
+    truth = benchmark_data / "Super1" / "test_annot"
+    segmented = tmp_path / "segmented"  # a folder of predict's outputs: overlays are skipped
+    segmented.mkdir()
+    for name in ("spot2_0d_0_mask.png", "spot2_0d_0_overlay.png"):
+        shutil.copy(inputs / name, segmented / name)
+    measured = run_cli("measure", str(segmented), "--out", str(report),
+                       "--truth", str(truth), "--classes", "matrix", "secondary", "tertiary",
                        "--pixel-size", "0.01")
     assert measured.returncode == 0, measured.stderr[-3000:]
     summary = json.loads((report / "summary.json").read_text())
-    image = summary["images"]["a b#1_mask.png"]
-    assert abs(sum(image["area_fractions"].values()) - 1) < 1e-9
-    for name in ("secondary", "tertiary"):
-        info = image["classes"][name]
-        if info["objects"]:
-            assert info["size_error"]["mean_percent_error"] == 0.0
-            assert (report / f"a b#1_mask_{name}_objects.csv").is_file()
+    assert list(summary["images"]) == ["spot2_0d_0_mask.png"]
+    image = summary["images"]["spot2_0d_0_mask.png"]
+    assert abs(sum(c["area_fraction"] for c in image.values()) - 1) < 1e-9
+    assert "size_error" in image["secondary"] and summary["unit"] == "um"
+    with open(report / "summary.csv", newline="") as handle:
+        assert len(list(csv.DictReader(handle))) == 3
+
+
+def test_measure_truth_against_itself(tmp_path: Path, benchmark_data: Path) -> None:
+    """The Super colour masks and an EBC oxide mask measured against themselves: zero errors."""
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for path in sorted((benchmark_data / "Super1" / "test_annot").glob("*_mask.tif"))[:2]:
+        shutil.copy(resolve_pointer(path), masks / path.name)
+    ebc = sorted((benchmark_data / "EBC1" / "test_annot").glob("*.tif"))[0]
+    ebc_folder = tmp_path / "ebc"
+    ebc_folder.mkdir()
+    shutil.copy(resolve_pointer(ebc), ebc_folder / ebc.name)
+    report = tmp_path / "report"
+    result = run_cli("measure", str(masks), "--truth", str(masks), "--classes", "matrix",
+                     "secondary", "tertiary", "--out", str(report))
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((report / "summary.json").read_text())
+    assert len(summary["images"]) == 2 and summary["unit"] == "px"
+    for classes in summary["images"].values():
+        for name in ("secondary", "tertiary"):
+            error = classes[name]["size_error"]
+            assert error["missed"] == 0 and error["matched"] == classes[name]["objects"] > 0
+            assert error["mean_percent_error"] == 0.0 and error["std_percent_error"] == 0.0
+    assert (report / "sizes_secondary.png").is_file()
+    assert (report / "spot2_0d_0_mask_tertiary_sizes.png").is_file()
+    with open(report / "spot2_0d_0_mask_objects.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {r["class"] for r in rows} == {"secondary", "tertiary"} and float(rows[0]["area"]) > 0
+
+    oxide = tmp_path / "oxide"
+    result = run_cli("measure", str(ebc_folder / ebc.name), "--truth", str(ebc_folder),
+                     "--classes", "background", "oxide", "crack", "--thickness", "oxide",
+                     "--pixel-size", "0.5", "--out", str(oxide))
+    assert result.returncode == 0, result.stderr[-3000:]
+    info = json.loads((oxide / "summary.json").read_text())["images"][ebc.name]["oxide"]
+    assert info["thickness"]["mean"] > 5 and info["thickness_error"]["percent_error"] == 0.0
