@@ -2,35 +2,109 @@
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from micronet_tf._files import atomic_output_path
-from micronet_tf.training.callbacks import BEST_MODEL, AtomicCheckpoints
+from micronet_tf.training.callbacks import (
+    BEST_MODEL,
+    LAST_MODEL,
+    STATE_FILE,
+    AtomicCheckpoints,
+)
 from micronet_tf.training.distribute import get_strategy
 from micronet_tf.training.train import BACKUP_DIR, LOG_FILE
 
 ENCODER_WEIGHTS = "encoder.weights.h5"
+BEST_ARRAYS = "best_weights.npz"  # early stopping's best weights, for resuming
+MONITOR = "val_top1"
+WEIGHT_DECAY_MODES = ("pytorch", "decoupled")
 
 
 @dataclass
 class ClassifierResult:
+    """Where a pre-training run's artifacts are and how it ended."""
+
     out_dir: Path
     best_model: Path
+    last_model: Path
     encoder_weights: Path
+    log: Path
     best_top1: float | None
+    best_epoch: int | None
     epochs_run: int
     history: dict
 
 
-def step_decay(initial_lr: float = 0.1, every: int = 30, factor: float = 0.9):
+def step_decay(initial_lr: float = 0.1, every: int = 30,
+               factor: float = 0.9) -> Callable[..., float]:
     """The paper's schedule: "lr 0.1 decayed 10% every 30 epochs", read as lr x 0.9 per 30
-    epochs (epoch counted from 0)."""
+    epochs (epoch counted from 0); ``factor=0.1`` gives the ImageNet-style x0.1 reading."""
     return lambda epoch, lr=None: initial_lr * factor ** (epoch // every)
+
+
+def couple_weight_decay(model: keras.Model, weight_decay: float) -> None:
+    """PyTorch's ``SGD(weight_decay=wd)``: add ``wd * w`` to every gradient (before momentum),
+    as an L2 term ``wd / 2 * sum(w**2)`` on each trainable variable (not saved with the model)."""
+    regularizer = keras.regularizers.L2(weight_decay / 2) if weight_decay else None
+    for variable in model.trainable_variables:
+        variable.regularizer = regularizer
+
+
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """Early stopping with the best weights restored, whose state (best value and epoch, epochs
+    waited, best weights) is kept in ``out_dir``, so a run resumed after a kill neither forgets
+    its best epoch nor lets :class:`AtomicCheckpoints` replace ``best.keras`` with a worse one.
+
+    The state is read back only while ``backup_dir`` (BackupAndRestore's, present until a run
+    ends) exists; otherwise a finished run's state is removed and training starts afresh.
+    Place it before :class:`AtomicCheckpoints`, which reads the same state file."""
+
+    def __init__(self, out_dir: str | os.PathLike, monitor: str = MONITOR, mode: str = "max",
+                 patience: int = 30, backup_dir: str | os.PathLike | None = None) -> None:
+        if patience < 1:
+            raise ValueError(f"patience must be >= 1, got {patience!r}")
+        super().__init__(monitor=monitor, mode=mode, patience=patience,
+                         restore_best_weights=True)
+        self.out_dir = Path(out_dir)
+        self.backup_dir = Path(backup_dir) if backup_dir is not None else None
+
+    def on_train_begin(self, logs=None) -> None:
+        super().on_train_begin(logs)
+        state, weights = self.out_dir / STATE_FILE, self.out_dir / BEST_ARRAYS
+        if self.backup_dir is None or not self.backup_dir.is_dir():
+            state.unlink(missing_ok=True)
+            weights.unlink(missing_ok=True)
+        elif state.is_file() and weights.is_file():
+            saved = json.loads(state.read_text())
+            self.best, self.best_epoch = saved["best"], saved["best_epoch"]
+            self.wait = saved["wait"]
+            with np.load(weights) as arrays:
+                self.best_weights = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        super().on_epoch_end(epoch, logs)
+        if self.best is None:
+            return
+        if self.best_epoch == epoch:
+            # The model's arrays only: loading a .weights.h5 would also touch the optimizer.
+            with atomic_output_path(self.out_dir / BEST_ARRAYS) as temporary:
+                np.savez(temporary, *self.best_weights)
+        state = {"best": float(self.best), "best_epoch": self.best_epoch, "wait": self.wait}
+        with atomic_output_path(self.out_dir / STATE_FILE) as temporary:
+            temporary.write_text(json.dumps(state))
+
+
+    def on_train_end(self, logs=None) -> None:
+        super().on_train_end(logs)  # restores the best weights
+        (self.out_dir / BEST_ARRAYS).unlink(missing_ok=True)  # only a killed run needs them
 
 
 def export_encoder_weights(classifier: keras.Model, encoder: str,
@@ -60,6 +134,7 @@ def train_classifier(
     initial_lr: float = 0.1,
     momentum: float = 0.9,
     weight_decay: float = 1e-4,
+    weight_decay_mode: str = "pytorch",
     decay_every: int = 30,
     decay_factor: float = 0.9,
     patience: int = 30,
@@ -67,54 +142,71 @@ def train_classifier(
     strategy: str | tf.distribute.Strategy = "auto",
     seed: int | None = None,
     resume: bool = True,
+    tensorboard: bool = True,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str = "auto",
 ) -> ClassifierResult:
-    """SGD (momentum 0.9, weight decay 1e-4) at 0.1 x 0.9 per 30 epochs, top-1 / top-5
-    accuracy, early stopping on validation top-1 after ``patience`` epochs (best weights
-    restored). ``train_ds`` / ``val_ds``: ``(image, label)`` batches, e.g. from
-    :func:`micronet_tf.data.make_classification_pipeline` over TFDS ``micronet``.
+    """Pre-train ``get_classifier(encoder, classes)`` like MicroNet: SGD (momentum 0.9, weight
+    decay 1e-4) at lr 0.1 x 0.9 every 30 epochs, top-1 / top-5 accuracy, early stopping when
+    validation top-1 has not improved for ``patience`` epochs (best weights restored).
 
-    Writes ``best.keras``, ``last.keras``, ``log.csv``, TensorBoard logs, a backup for resuming,
-    and ``encoder.weights.h5`` for ``get_encoder(encoder, weights=...)``. Keras' SGD applies
-    weight decay decoupled from the gradient (PyTorch's adds it to the gradient); with momentum
-    the two differ slightly.
+    ``train_ds`` / ``val_ds``: ``(image, label)`` batches, e.g. from
+    :func:`micronet_tf.data.make_classification_pipeline` over TFDS ``micronet``; the batch size
+    is the global one. ``weight_decay_mode="pytorch"`` adds ``wd * w`` to the gradient as
+    ``torch.optim.SGD`` does (the logged ``loss`` then includes the L2 term; ``ce`` is the plain
+    cross-entropy); ``"decoupled"`` uses Keras' SGD ``weight_decay`` (``w -= lr * wd * w``).
+
+    ``out_dir`` gets ``best.keras``, ``last.keras``, ``log.csv``, TensorBoard logs, a backup
+    (with ``resume=True`` a killed run continues where it stopped) and ``encoder.weights.h5``
+    (the best trunk) for ``get_encoder(encoder, weights=...)``.
     """
     from micronet_tf.encoders import get_classifier
 
+    if weight_decay_mode not in WEIGHT_DECAY_MODES:
+        raise ValueError(f"weight_decay_mode must be one of {WEIGHT_DECAY_MODES}, "
+                         f"got {weight_decay_mode!r}")
+    if decay_every < 1:
+        raise ValueError(f"decay_every must be >= 1 epoch, got {decay_every!r}")
     if seed is not None:
         keras.utils.set_random_seed(seed)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     strategy = get_strategy(strategy)
+    coupled = weight_decay_mode == "pytorch"
     with strategy.scope():
         model = get_classifier(encoder, classes, weights=weights)
+        if coupled:
+            couple_weight_decay(model, weight_decay)
         model.compile(
             optimizer=keras.optimizers.SGD(initial_lr, momentum=momentum,
-                                           weight_decay=weight_decay),
+                                           weight_decay=None if coupled else weight_decay),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1"),
-                     keras.metrics.SparseTopKCategoricalAccuracy(k=min(5, classes), name="top5")],
+                     keras.metrics.SparseTopKCategoricalAccuracy(k=min(5, classes), name="top5"),
+                     keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="ce")],
         )
-    stopper = keras.callbacks.EarlyStopping("val_top1", mode="max", patience=patience,
-                                            restore_best_weights=True)
-    callbacks = [
-        keras.callbacks.LearningRateScheduler(
-            step_decay(initial_lr, decay_every, decay_factor)
-        ),
+    backup_dir = out_dir / BACKUP_DIR
+    stopper = ResumableEarlyStopping(out_dir, patience=patience,
+                                     backup_dir=backup_dir if resume else None)
+    built_in = [
+        keras.callbacks.LearningRateScheduler(step_decay(initial_lr, decay_every, decay_factor)),
         stopper,
-        AtomicCheckpoints(out_dir, monitor="val_top1"),
+        AtomicCheckpoints(out_dir, monitor=MONITOR),
         keras.callbacks.CSVLogger(str(out_dir / LOG_FILE), append=resume),
-        keras.callbacks.TensorBoard(str(out_dir / "tensorboard")),
     ]
+    if tensorboard:
+        built_in.append(keras.callbacks.TensorBoard(str(out_dir / "tensorboard")))
     if resume:
-        callbacks.append(keras.callbacks.BackupAndRestore(str(out_dir / BACKUP_DIR)))
+        built_in.append(keras.callbacks.BackupAndRestore(str(backup_dir)))
     history = model.fit(train_ds, validation_data=val_ds, epochs=max_epochs,
-                        callbacks=callbacks, shuffle=False, verbose=verbose)
+                        callbacks=built_in + list(callbacks), shuffle=False, verbose=verbose)
+    # EarlyStopping restored the best weights at the end of fit: the exported trunk is best.keras'.
     encoder_weights = export_encoder_weights(model, encoder, out_dir / ENCODER_WEIGHTS)
-    top1 = history.history.get("val_top1")
+    best = stopper.best
     return ClassifierResult(
-        out_dir=out_dir, best_model=out_dir / BEST_MODEL, encoder_weights=encoder_weights,
-        best_top1=max(top1) if top1 else None, epochs_run=len(history.epoch),
-        history=dict(history.history),
+        out_dir=out_dir, best_model=out_dir / BEST_MODEL, last_model=out_dir / LAST_MODEL,
+        encoder_weights=encoder_weights, log=out_dir / LOG_FILE,
+        best_top1=float(best) if best is not None else None,
+        best_epoch=stopper.best_epoch if best is not None else None,
+        epochs_run=len(history.epoch), history=dict(history.history),
     )
-
