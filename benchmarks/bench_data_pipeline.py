@@ -25,43 +25,18 @@ from pathlib import Path
 
 # PyTorch must be imported before TensorFlow.
 import torch  # noqa: I001
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from _original import OriginalStyleDataset  # noqa: E402
 from _timing import median_seconds  # noqa: E402
 
 from micronet_tf import data_paths  # noqa: E402
 from micronet_tf.data import make_segmentation_pipeline, paper_augmentation  # noqa: E402
 from micronet_tf.data._benchmark import resolve_pointer  # noqa: E402
-from micronet_tf.preprocessing import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
-
-# NASA's class values for the Super masks, in OpenCV's BGR order (blue = secondary).
-CLASS_VALUES = {"matrix": [0, 0, 0], "secondary": [255, 0, 0], "tertiary": [0, 0, 255]}
-
-
-class OriginalStyleDataset(Dataset):
-    """pretrained_microscopy_models.io.Dataset, reduced to what the benchmark needs."""
-
-    def __init__(self, images, masks, augmentation):
-        self.images, self.masks, self.augmentation = images, masks, augmentation
-
-    def __getitem__(self, i):
-        image = cv2.cvtColor(cv2.imread(str(self.images[i])), cv2.COLOR_BGR2RGB)
-        mask = cv2.imread(str(self.masks[i]), 1)
-        masks = [np.all(mask == v, axis=-1) for v in CLASS_VALUES.values()]
-        masks[0] = ~np.any(masks[1:], axis=0)
-        mask = np.stack(masks, axis=-1).astype("float")
-        sample = self.augmentation(image=image, mask=mask)
-        image = (sample["image"] / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-        return (image.transpose(2, 0, 1).astype("float32"),
-                sample["mask"].transpose(2, 0, 1).astype("float32"))
-
-    def __len__(self):
-        return len(self.images)
 
 
 def samples_per_second(batches, count: int, warmup: int, batch: int) -> float:
