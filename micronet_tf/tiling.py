@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable, Iterator
 
 import numpy as np
+from scipy import special
 
 from micronet_tf.preprocessing import normalize, to_float_rgb
 
@@ -118,7 +119,7 @@ def _runner(model, engine: str, activation: str
         out = np.asarray(run(batch), np.float32)
         mode = kind if kind != "logits" else ("sigmoid" if out.shape[-1] == 1 else "softmax")
         if mode == "sigmoid":
-            return 1.0 / (1.0 + np.exp(-out))
+            return special.expit(out)  # no overflow warning for large negative logits
         if mode == "softmax":
             out = np.exp(out - out.max(axis=-1, keepdims=True))
             return out / out.sum(axis=-1, keepdims=True)

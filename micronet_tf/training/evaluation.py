@@ -13,6 +13,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+from scipy import special
 
 from micronet_tf._files import atomic_output_path
 
@@ -37,7 +38,7 @@ def _probabilities(model: keras.Model, images: np.ndarray) -> np.ndarray:
     from micronet_tf.training.train import output_activation
 
     outputs = np.asarray(model(images, training=False))
-    return 1 / (1 + np.exp(-outputs)) if output_activation(model) == "sigmoid" else outputs
+    return special.expit(outputs) if output_activation(model) == "sigmoid" else outputs
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:
