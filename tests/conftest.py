@@ -21,10 +21,11 @@ DEFAULT_DATA = PROJECT_ROOT.parent / "shared/data/pmm_benchmark/benchmark_segmen
 
 @pytest.fixture(autouse=True)
 def _release_keras_state():
-    """After each test: drop Keras' global state and collect garbage, so the models, traced
-    graphs and ONNX conversions of earlier tests are freed. Without it the suite's memory grew
-    to 17.8 GiB by the ONNX export tests (29% of the run) and was OOM-killed on a 24 GiB
-    machine when anything else ran beside it."""
+    """After each test: drop Keras' global state and collect garbage, so the models and traced
+    graphs of earlier tests are freed (between tests the suite then sits at ~1.5-2.5 GiB).
+    Memory note: one test alone peaks at ~21-23 GiB of this 24 GiB machine: the tf2onnx export
+    of UnetPlusPlus-resnet50 in tests/export (16 GiB in a bare process); run nothing heavy
+    beside the suite."""
     yield
     import keras
 
