@@ -32,9 +32,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from _original import OriginalStyleDataset  # noqa: E402
-from _timing import median_seconds  # noqa: E402
+from _timing import benchmark_root, median_seconds, same_threads  # noqa: E402
 
-from micronet_tf import data_paths  # noqa: E402
 from micronet_tf.data import make_segmentation_pipeline, paper_augmentation  # noqa: E402
 from micronet_tf.data._benchmark import resolve_pointer  # noqa: E402
 
@@ -58,12 +57,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    root = data_paths.benchmark_data_dir()
-    if root is None:
-        raise SystemExit("no local benchmark data: set MICRONET_TF_DATA")
+    same_threads(args.threads)
+    root = benchmark_root()
     train = root / "Super1" / "train"
     images = sorted(train.glob("*.tif"))
     masks = [root / "Super1" / "train_annot" / f"{p.stem}_mask.tif" for p in images]

@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from _timing import median_seconds  # noqa: E402
+from _timing import median_seconds, same_threads  # noqa: E402
 
 from micronet_tf import torch_reference  # noqa: E402
 from micronet_tf.convert import load_torch_weights  # noqa: E402
@@ -36,9 +36,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    same_threads(args.threads)
 
     rows = []
     for name in args.encoders:

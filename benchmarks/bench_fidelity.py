@@ -46,8 +46,8 @@ import albumentations as A  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from _original import OriginalStyleDataset, dice_bce_loss, iou_score  # noqa: E402
+from _timing import benchmark_root, same_threads  # noqa: E402
 
-from micronet_tf import data_paths  # noqa: E402
 from micronet_tf.data import paper_augmentation  # noqa: E402
 from micronet_tf.data._benchmark import resolve_pointer  # noqa: E402
 
@@ -170,12 +170,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2, help="PyTorch DataLoader workers")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    root = data_paths.benchmark_data_dir()
-    if root is None:
-        raise SystemExit(f"no local benchmark data: set {data_paths.DATA_ENV}")
+    same_threads(args.threads)
+    root = benchmark_root()
 
     torch.manual_seed(args.seed)
     reference = smp.Unet("resnet18", encoder_weights=None, classes=len(CLASSES))
