@@ -33,6 +33,7 @@ def apply_weights(
     argument: str = "weights",
     ignore_prefixes: Sequence[str] = (),
     optional_prefixes: Sequence[str] = (),
+    renames: Sequence[tuple[str, str]] = (),
     encoder: str | None = None,
 ) -> None:
     """Load ``weights`` into ``model`` in place; ``None`` leaves the random initialisation.
@@ -40,8 +41,9 @@ def apply_weights(
     A model-zoo name resolves through :mod:`micronet_tf.zoo` for ``encoder`` (the encoder the
     model is built on; a bare ``"micronet"`` means ``"<encoder>.micronet"``).
 
-    ``ignore_prefixes`` / ``optional_prefixes`` are passed to the PyTorch converter (checkpoint
-    tensors the model has no place for / model weights the checkpoint may lack).
+    ``ignore_prefixes`` / ``optional_prefixes`` / ``renames`` are passed to the PyTorch
+    converter (checkpoint tensors the model has no place for / model weights the checkpoint may
+    lack / legacy key renames).
     """
     if weights is None:
         return
@@ -66,7 +68,8 @@ def apply_weights(
         from micronet_tf.convert import load_torch_weights
 
         load_torch_weights(
-            model, path, ignore_prefixes=ignore_prefixes, optional_prefixes=optional_prefixes
+            model, path, ignore_prefixes=ignore_prefixes, optional_prefixes=optional_prefixes,
+            renames=renames,
         )
     else:
         raise ValueError(

@@ -45,3 +45,55 @@ class RawImageNormalization(keras.layers.Layer):
 
     def compute_output_spec(self, inputs):
         return keras.KerasTensor(inputs.shape, dtype="float32")
+
+
+@keras.saving.register_keras_serializable(package="micronet_tf")
+class MaxPoolPadding2D(keras.layers.Layer):
+    """Pads height and width with the dtype's lowest finite value: PyTorch pads max pooling
+    with -inf, and zeros would win over negative inputs. (Finite, so ONNX exports keep it.)
+
+    ``padding`` is ``((top, bottom), (left, right))``.
+    """
+
+    def __init__(self, padding=((1, 1), (1, 1)), **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.padding = tuple(tuple(int(p) for p in pair) for pair in padding)
+
+    def call(self, inputs):
+        import numpy as np
+
+        lowest = float(np.finfo(keras.backend.standardize_dtype(inputs.dtype)).min)
+        pads = ((0, 0), *self.padding, (0, 0))
+        return keras.ops.pad(inputs, pads, mode="constant", constant_values=lowest)
+
+    def compute_output_shape(self, input_shape):
+        (top, bottom), (left, right) = self.padding
+        height, width = input_shape[1:3]
+        return (input_shape[0], None if height is None else height + top + bottom,
+                None if width is None else width + left + right, input_shape[3])
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "padding": [list(p) for p in self.padding]}
+
+
+@keras.saving.register_keras_serializable(package="micronet_tf")
+class ChannelSlice(keras.layers.Layer):
+    """``x[..., start:stop]`` of a channels-last map (a registered layer, not a ``Lambda``):
+    PyTorch's ``x[:, start:stop]`` where a family splits its channels (DPN's dual path)."""
+
+    def __init__(self, start: int, stop: int | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.start = int(start)
+        self.stop = None if stop is None else int(stop)
+
+    def call(self, inputs):
+        stop = inputs.shape[-1] if self.stop is None else self.stop
+        return inputs[..., self.start:stop]
+
+    def compute_output_shape(self, input_shape):
+        channels = input_shape[-1]
+        stop = channels if self.stop is None else self.stop
+        return (*input_shape[:-1], None if stop is None else stop - self.start)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "start": self.start, "stop": self.stop}

@@ -59,19 +59,34 @@ def build_encoder(
     return encoder.eval()
 
 
+def _torchvision_classifier(base: type, params: dict, classes: int) -> torch.nn.Module:
+    """The torchvision network an smp encoder class derives from, with its head."""
+    import torchvision.models as tvm
+
+    if base is tvm.VGG:
+        layers = tvm.vgg.make_layers(params["config"], batch_norm=params["batch_norm"])
+        return tvm.VGG(layers, num_classes=classes)
+    return base(num_classes=classes, **params)
+
+
+_TORCHVISION_BASES = ("ResNet", "DenseNet", "MobileNetV2", "VGG")
+
+
 def build_classifier(
     name: str, classes: int, *, seed: int = 0, randomize_bn: bool = True
 ) -> torch.nn.Module:
-    """The classification network behind smp's encoder ``name`` (torchvision ResNet with ``fc``)."""
+    """The classification network behind smp's encoder ``name``, as NASA pre-trained it on
+    MicroNet (torchvision ResNet / DenseNet / MobileNetV2 / VGG with their heads)."""
+    import torchvision.models as tvm
+
     entry = smp_encoders[name]
     params = {k: v for k, v in entry["params"].items() if k != "out_channels"}
     torch.manual_seed(seed)
-    if issubclass(entry["encoder"], smp.encoders.resnet.ResNet):
-        from torchvision.models.resnet import ResNet
-
-        model = ResNet(num_classes=classes, **params)
-    else:
+    bases = [getattr(tvm, b) for b in _TORCHVISION_BASES if issubclass(entry["encoder"],
+                                                                       getattr(tvm, b))]
+    if not bases:
         raise NotImplementedError(f"no reference classifier for encoder family of {name!r}")
+    model = _torchvision_classifier(bases[0], params, classes)
     if randomize_bn:
         randomize_batchnorm_(model, seed)
     return model.eval()
@@ -129,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         state = torch.load(args.load, map_location="cpu", weights_only=True)
         state = state.get("state_dict", state)
         state = {k.removeprefix("module."): v for k, v in state.items()}
-        encoder.load_state_dict(state)  # smp's ResNet encoders drop fc.* themselves
+        encoder.load_state_dict(state)  # smp's encoders drop their head keys themselves
     else:
         save_nasa_checkpoint(encoder, args.save)
     if args.input is not None and args.features is not None:

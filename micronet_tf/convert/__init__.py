@@ -14,7 +14,12 @@ from typing import Any
 import keras
 
 from micronet_tf._files import atomic_output_path
-from micronet_tf.convert._assign import ConversionReport, assign_torch_weights, torch_named_layers
+from micronet_tf.convert._assign import (
+    ConversionReport,
+    assign_torch_weights,
+    rename_keys,
+    torch_named_layers,
+)
 from micronet_tf.convert._checkpoint import StateDict, TorchCheckpoint, read_torch_checkpoint
 from micronet_tf.convert._errors import ConversionError
 from micronet_tf.convert._segmentation import segmentation_model_from_torch
@@ -28,6 +33,7 @@ __all__ = [
     "convert_checkpoint",
     "load_torch_weights",
     "read_torch_checkpoint",
+    "rename_keys",
     "save_keras_model",
     "segmentation_model_from_torch",
     "torch_named_layers",
@@ -42,13 +48,15 @@ def load_torch_weights(
     *,
     ignore_prefixes: Sequence[str] = (),
     optional_prefixes: Sequence[str] = (),
+    renames: Sequence[tuple[str, str]] = (),
 ) -> ConversionReport:
-    """Read a PyTorch checkpoint (path or state dict) and assign it to ``model`` strictly."""
+    """Read a PyTorch checkpoint (path or state dict) and assign it to ``model`` strictly;
+    ``renames`` (regex, replacement) modernise legacy keys first."""
     state = read_torch_checkpoint(checkpoint)
     try:
         return assign_torch_weights(
             model,
-            state.state_dict,
+            rename_keys(state.state_dict, renames),
             ignore_prefixes=ignore_prefixes,
             optional_prefixes=optional_prefixes,
         )
@@ -76,21 +84,22 @@ def convert_checkpoint(
     out = _checked_output(out, ".weights.h5", overwrite)
     state = read_torch_checkpoint(checkpoint)
     spec = encoder_spec(encoder)
+    state_dict = rename_keys(state.state_dict, spec.key_renames)
     if classifier:
-        head_key = f"{spec.head}.weight"
-        if head_key not in state.state_dict:
+        head_key = f"{spec.head_output}.weight"
+        if head_key not in state_dict:
             raise ConversionError(
                 f"{state.source}: no classification head ({head_key!r}) in the checkpoint; "
                 "convert without --classifier to get the encoder"
             )
-        classes = int(state.state_dict[head_key].shape[0])
+        classes = int(state_dict[head_key].shape[0])
         model = get_classifier(encoder, classes)
-        prefixes: dict[str, Sequence[str]] = {}
+        ignored = spec.ignored_prefixes
     else:
         model = get_encoder(encoder)
-        prefixes = {"ignore_prefixes": (spec.head,)}
+        ignored = spec.encoder_ignored_prefixes
     try:
-        report = assign_torch_weights(model, state.state_dict, **prefixes)
+        report = assign_torch_weights(model, state_dict, ignore_prefixes=ignored)
     except ConversionError as error:
         raise ConversionError(f"{state.source}: {error}") from None
     with atomic_output_path(out) as temporary:

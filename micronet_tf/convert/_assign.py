@@ -7,6 +7,7 @@ which Keras variable takes which PyTorch tensor and how the layout changes.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -108,8 +109,32 @@ def _rule_for(path: str, layer: keras.Layer) -> tuple[tuple[str, str, Transform]
     )
 
 
-def _matches(key: str, prefixes: Sequence[str]) -> bool:
-    return any(key == p or key.startswith(p + ".") for p in prefixes)
+def _matches(key: str, prefixes: Sequence[str] | set[str]) -> bool:
+    """Whether ``key`` is one of the module paths ``prefixes`` or lies below one."""
+    prefixes = prefixes if isinstance(prefixes, (set, frozenset)) else set(prefixes)
+    parts = key.split(".")
+    return any(".".join(parts[:end]) in prefixes for end in range(1, len(parts) + 1))
+
+
+def rename_keys(
+    state_dict: Mapping[str, np.ndarray], renames: Sequence[tuple[str, str]]
+) -> dict[str, np.ndarray]:
+    """Apply ``(regex, replacement)`` renames to legacy keys (the first matching rule per key),
+    as smp's encoders do in ``load_state_dict``; a rename onto an existing key is an error."""
+    if not renames:
+        return dict(state_dict)
+    compiled = [(re.compile(pattern), replacement) for pattern, replacement in renames]
+    renamed: dict[str, np.ndarray] = {}
+    for key, value in state_dict.items():
+        new = key
+        for pattern, replacement in compiled:
+            if pattern.search(key):
+                new = pattern.sub(replacement, key)
+                break
+        if new in renamed:
+            raise ConversionError(f"checkpoint holds both {key!r} and its modern name {new!r}")
+        renamed[new] = value
+    return renamed
 
 
 def assign_torch_weights(
@@ -131,6 +156,7 @@ def assign_torch_weights(
         ConversionError: listing every missing, unexpected and mis-shaped tensor; nothing is
             assigned then.
     """
+    ignore_prefixes, optional_prefixes = set(ignore_prefixes), set(optional_prefixes)
     report = ConversionReport()
     plan: list[tuple[keras.Variable, np.ndarray]] = []
     missing: list[str] = []

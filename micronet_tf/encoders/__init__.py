@@ -1,23 +1,40 @@
 """MicroNet encoders: Keras 3 twins of segmentation_models_pytorch's encoders.
 
 ``get_encoder`` returns a ``keras.Model`` whose outputs are the ``depth + 1`` feature maps that
-smp's encoder ``forward`` returns (the input itself, then strides 2, 4, 8, 16, 32), channels-last.
+smp's encoder ``forward`` returns (for most families the input itself, then strides 2, 4, 8,
+16, 32; for VGG the stride-1 feature first), channels-last.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import keras
 from keras import layers
 
 from micronet_tf._weights import WeightsArg, apply_weights
-from micronet_tf.encoders import resnet  # noqa: F401  (registers the ResNet family)
-from micronet_tf.encoders._registry import EncoderSpec, encoder_spec, registered_names
+from micronet_tf.encoders import densenet, mobilenet, resnet, vgg  # noqa: F401  (register)
+from micronet_tf.encoders._blocks import dilation_plan
+from micronet_tf.encoders._registry import (
+    EncoderSpec,
+    encoder_spec,
+    registered_names,
+    registered_specs,
+)
 
-__all__ = ["EncoderSpec", "encoder_spec", "get_classifier", "get_encoder", "list_encoders"]
+__all__ = [
+    "EncoderSpec",
+    "dilatable_encoders",
+    "encoder_spec",
+    "get_classifier",
+    "get_encoder",
+    "list_encoders",
+    "unused_checkpoint_prefixes",
+]
 
 _OUTPUT_STRIDES = (8, 16, 32)
+MAX_DEPTH = 5
 
 
 def list_encoders() -> list[str]:
@@ -25,8 +42,14 @@ def list_encoders() -> list[str]:
     return registered_names()
 
 
+def dilatable_encoders() -> list[str]:
+    """Encoders that smp (and so micronet-tf) can dilate: what DeepLabV3(+) and PAN accept."""
+    return [spec.name for spec in registered_specs() if spec.dilatable]
+
+
 def _dilations(output_stride: int) -> dict[int, int]:
-    """smp's ``make_dilated``: each stage whose stride exceeds ``output_stride`` is dilated."""
+    """smp's ``make_dilated``: each stage whose stride exceeds ``output_stride`` is dilated by
+    ``stage_stride // output_stride``."""
     if output_stride not in _OUTPUT_STRIDES:
         raise ValueError(f"output_stride must be one of {_OUTPUT_STRIDES}, got {output_stride!r}")
     return {stage: stage // output_stride for stage in (16, 32) if stage > output_stride}
@@ -40,6 +63,51 @@ def _check_input_shape(input_shape: Sequence[int | None]) -> tuple[int | None, .
             f"got {input_shape!r}"
         )
     return shape
+
+
+def _check_depth(spec: EncoderSpec, depth: int) -> None:
+    if not isinstance(depth, int) or not spec.min_depth <= depth <= MAX_DEPTH:
+        raise ValueError(
+            f"depth must be an integer in {spec.min_depth}..{MAX_DEPTH} for {spec.name!r}, "
+            f"got {depth!r}"
+        )
+
+
+def _check_dilatable(spec: EncoderSpec, output_stride: int) -> dict[int, int]:
+    dilations = _dilations(output_stride)
+    if dilations and not spec.dilatable:
+        raise ValueError(
+            f"encoder {spec.name!r} cannot be dilated (output_stride={output_stride}): smp "
+            f"refuses to dilate {spec.family} encoders, whose downsampling includes pooling. "
+            "DeepLabV3, DeepLabV3Plus and PAN need a dilated encoder; these can be: "
+            f"{', '.join(dilatable_encoders())}"
+        )
+    return dilations
+
+
+def _all_outputs(spec: EncoderSpec, inputs: keras.KerasTensor,
+                 dilations: dict[int, int], **params) -> list[keras.KerasTensor]:
+    """The six outputs of smp's depth-5 ``forward`` (stride 1 or the input, then 2..32)."""
+    with dilation_plan(dilations):
+        features = list(spec.build(inputs, **{**spec.params, **params}))
+    if spec.first_output_is_input:
+        features.insert(0, layers.Identity(name="identity")(inputs))
+    if len(features) != MAX_DEPTH + 1:
+        raise RuntimeError(f"{spec.name}: the family builder returned {len(features)} maps")
+    return features
+
+
+def _unbuilt_layers(inputs, outputs: list[keras.KerasTensor], depth: int) -> tuple[str, ...]:
+    """Weighted layers that only outputs deeper than ``depth`` depend on: their checkpoint
+    tensors are what a shallower encoder ignores (derived from the graph, never hand-listed)."""
+    if depth == MAX_DEPTH:
+        return ()
+
+    def weighted(model: keras.Model) -> set[str]:
+        return {layer.name for layer in model.layers if layer.weights}
+
+    used = weighted(keras.Model(inputs, outputs[: depth + 1]))
+    return tuple(sorted(weighted(keras.Model(inputs, outputs)) - used))
 
 
 def get_encoder(
@@ -59,29 +127,37 @@ def get_encoder(
             a Keras ``.weights.h5`` file, or a PyTorch checkpoint (``.pth`` / ``.pth.tar``,
             NASA's format) converted on the fly (needs ``torch``).
         depth: number of downsampling stages, 1..5; the model has ``depth + 1`` outputs.
-        output_stride: 32, or 16 / 8 to replace the last strides by dilation (for DeepLab).
+        output_stride: 32, or 16 / 8 to replace the last strides by dilation (for DeepLab);
+            encoders that smp cannot dilate refuse it.
     """
     spec = encoder_spec(name)
-    if not 1 <= depth <= 5:
-        raise ValueError(f"depth must be in 1..5, got {depth!r}")
-    dilations = _dilations(output_stride)
-    if dilations and not spec.dilatable:
-        raise ValueError(
-            f"encoder {name!r} does not support dilation (output_stride={output_stride}), as in "
-            "smp; DeepLabV3, DeepLabV3Plus and PAN need it: pick another encoder"
-        )
+    _check_depth(spec, depth)
+    dilations = _check_dilatable(spec, output_stride)
     inputs = keras.Input(_check_input_shape(input_shape), name="image")
-    features = spec.build(inputs, depth=depth, dilations=dilations, **spec.params)
-    outputs = [layers.Identity(name="identity")(inputs), *features]
-    model = keras.Model(inputs, outputs, name=model_name or name)
-    skipped_stages = spec.stage_prefixes[depth:]
+    outputs = _all_outputs(spec, inputs, dilations)
+    model = keras.Model(inputs, outputs[: depth + 1], name=model_name or name)
     apply_weights(
         model,
         weights,
-        ignore_prefixes=(spec.head, *(p for stage in skipped_stages for p in stage)),
+        ignore_prefixes=(*spec.encoder_ignored_prefixes,
+                         *_unbuilt_layers(inputs, outputs, depth)),
+        renames=spec.key_renames,
         encoder=name,
     )
     return model
+
+
+@functools.lru_cache(maxsize=64)
+def unused_checkpoint_prefixes(name: str, depth: int = MAX_DEPTH) -> tuple[str, ...]:
+    """Module paths that a checkpoint of ``name``'s full network holds and a depth-``depth``
+    encoder does not use: the classification head and the deeper stages."""
+    spec = encoder_spec(name)
+    _check_depth(spec, depth)
+    if depth == MAX_DEPTH:
+        return spec.encoder_ignored_prefixes
+    inputs = keras.Input((None, None, 3))
+    unbuilt = _unbuilt_layers(inputs, _all_outputs(spec, inputs, {}), depth)
+    return (*spec.encoder_ignored_prefixes, *unbuilt)
 
 
 def get_classifier(
@@ -92,19 +168,21 @@ def get_classifier(
     *,
     model_name: str | None = None,
 ) -> keras.Model:
-    """Encoder + global average pooling + dense head (``fc`` / ``last_linear``), returning logits.
+    """The classification network MicroNet was pre-trained as (54 classes), returning logits:
+    the family's original trunk and head (ResNet: average + ``fc``; DenseNet: ReLU, average,
+    ``classifier``; MobileNetV2: average, dropout, ``classifier.1``; VGG: adaptive 7x7 average,
+    ``classifier.0/3/6``).
 
-    This is the classification network MicroNet was pre-trained as (54 classes). A checkpoint
-    without head weights (NASA publishes encoders only) loads the trunk and leaves the head
-    randomly initialised, with a warning.
+    A checkpoint without head weights (NASA publishes encoders only) loads the trunk and leaves
+    the head randomly initialised, with a warning.
     """
     spec = encoder_spec(name)
     if not isinstance(classes, int) or classes < 1:
         raise ValueError(f"classes must be a positive integer, got {classes!r}")
     inputs = keras.Input(_check_input_shape(input_shape), name="image")
-    features = spec.build(inputs, depth=5, dilations={}, **spec.params)
-    pooled = layers.GlobalAveragePooling2D(name="avgpool")(features[-1])
-    logits = layers.Dense(classes, name=spec.head)(pooled)
+    features = _all_outputs(spec, inputs, {}, **spec.classifier_params)
+    logits = spec.classifier_head(features[-1], classes)
     model = keras.Model(inputs, logits, name=model_name or f"{name}_classifier")
-    apply_weights(model, weights, optional_prefixes=(spec.head,), encoder=name)
+    apply_weights(model, weights, optional_prefixes=spec.head_prefixes,
+                  ignore_prefixes=spec.ignored_prefixes, renames=spec.key_renames, encoder=name)
     return model

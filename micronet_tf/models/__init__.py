@@ -132,15 +132,16 @@ def model_info(model: keras.Model) -> dict:
 def load_torch_weights(model: keras.Model, checkpoint):
     """Load an smp model's state dict (path or mapping) into ``model``, strictly; parameters
     that smp creates but never uses (encoder stages below ``encoder_depth``, decoder modules
-    unused with these options) are skipped."""
+    unused with these options) are skipped, legacy encoder keys renamed as smp does."""
     from micronet_tf import convert
-    from micronet_tf.encoders import encoder_spec
+    from micronet_tf.encoders import encoder_spec, unused_checkpoint_prefixes
 
     info = model_info(model)
+    encoder = encoder_spec(info["encoder"])
     unused = architecture_spec(info["architecture"]).unused_checkpoint_prefixes(
-        info["decoder_kwargs"]
+        info["decoder_kwargs"], encoder
     )
     depth = len(model.get_layer("encoder").outputs) - 1
-    unbuilt_stages = encoder_spec(info["encoder"]).stage_prefixes[depth:]
-    unused += tuple(f"encoder.{p}" for stage in unbuilt_stages for p in stage)
-    return convert.load_torch_weights(model, checkpoint, ignore_prefixes=unused)
+    unused += tuple(f"encoder.{p}" for p in unused_checkpoint_prefixes(encoder.name, depth))
+    return convert.load_torch_weights(model, checkpoint, ignore_prefixes=unused,
+                                      renames=encoder.key_renames)

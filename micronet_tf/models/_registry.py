@@ -20,8 +20,10 @@ class ArchitectureSpec:
     aliases: tuple[str, ...] = ()
     input_rule: str = "height and width multiples of 32"
     # Checkpoint module paths that smp creates but never uses in forward (given the decoder
-    # options), so a converted checkpoint may hold them without a Keras counterpart.
-    unused_checkpoint_prefixes: Callable[[Mapping[str, Any]], tuple[str, ...]] = lambda _: ()
+    # options and the encoder's spec), so a converted checkpoint may hold them without a Keras
+    # counterpart.
+    unused_checkpoint_prefixes: Callable[[Mapping[str, Any], Any], tuple[str, ...]] = (
+        lambda options, encoder: ())
 
 
 _ARCHITECTURES: dict[str, ArchitectureSpec] = {}

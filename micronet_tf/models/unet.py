@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
+from micronet_tf.encoders import encoder_spec
 from micronet_tf.models._blocks import (
     attention,
     check_channels,
@@ -32,11 +33,13 @@ def build_unet(
 ) -> keras.KerasTensor:
     channels = check_channels("decoder_channels", decoder_channels, encoder_depth)
     features = encoder_features(inputs, encoder, encoder_weights, depth=encoder_depth)
-    if encoder.startswith("vgg"):
-        raise NotImplementedError("U-Net's center block (vgg encoders) is not implemented yet")
     # Drop the full-resolution input, then go from the deepest feature upwards.
     skips = features[1:][::-1]
     x = skips[0]
+    if encoder_spec(encoder).unet_center:  # smp's UnetCenterBlock (VGG encoders)
+        for index in range(2):
+            x = conv_norm_relu(x, x.shape[-1], 3, use_norm=decoder_use_norm,
+                               name=f"decoder.center.{index}")
     targets = features[:-1][::-1]  # the size each block upsamples to (the last is the input's)
     for index, out_channels in enumerate(channels):
         name = f"decoder.blocks.{index}"
@@ -50,7 +53,7 @@ def build_unet(
     return segmentation_head(x, classes)
 
 
-def _unused_prefixes(options) -> tuple[str, ...]:
+def _unused_prefixes(options, encoder) -> tuple[str, ...]:
     """smp builds attention1 in the last block too, where there is no skip to attend to."""
     if options.get("decoder_attention_type") is None:
         return ()

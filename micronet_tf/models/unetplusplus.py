@@ -57,8 +57,6 @@ def build_unetplusplus(
             f"decoder_interpolation={decoder_interpolation!r} is not supported; use one of "
             f"{list(_INTERPOLATIONS)} ('bicubic' is not implemented)"
         )
-    if encoder.startswith("vgg"):
-        raise NotImplementedError("UNet++'s center block (vgg encoders) is not implemented yet")
     features = encoder_features(inputs, encoder, encoder_weights, depth=encoder_depth)
     feats = features[1:][::-1]  # drop the input, start from the deepest feature
     options = {"use_norm": decoder_use_norm, "attention_type": decoder_attention_type,
@@ -84,11 +82,13 @@ def build_unetplusplus(
     return segmentation_head(x, classes)
 
 
-def _unused_prefixes(options) -> tuple[str, ...]:
-    """smp builds attention1 in the last node too, where there is no skip to attend to."""
+def _unused_prefixes(options, encoder) -> tuple[str, ...]:
+    """smp builds attention1 in the last node too, where there is no skip to attend to, and a
+    center block for VGG encoders that its forward never calls."""
+    unused = ("decoder.center",) if encoder.unet_center else ()
     if options.get("decoder_attention_type") is None:
-        return ()
-    return (f"decoder.blocks.x_0_{options.get('encoder_depth', 5) - 1}.attention1",)
+        return unused
+    return (*unused, f"decoder.blocks.x_0_{options.get('encoder_depth', 5) - 1}.attention1")
 
 
 register_architecture(

@@ -1,20 +1,28 @@
-"""Shared parity harness: build smp's PyTorch encoder (random weights and BatchNorm statistics),
-convert its state dict with our converter, and compare every feature map.
+"""Registry-driven parity harness: build smp's PyTorch encoder (random weights, random BatchNorm
+statistics and conv biases), convert its state dict with our converter, compare every output.
 
-Each encoder family's test module subclasses ``EncoderParityTests`` and sets ``ENCODERS``.
+Each encoder family's test module subclasses ``EncoderFamilyParity`` and sets ``FAMILY`` and
+``FULL``. Every registered variant of the family then gets one parity check at a small size
+(all of its state dict consumed); the ``FULL`` variants (one representative plus the family's
+largest) also get two sizes, depths 3 and 4, dilation (or its refusal, as in smp), classifier
+logits against the original classification network, and a ``.keras`` round trip.
+``test_registry_coverage.py`` fails when a registered family has no such class.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import keras
 import numpy as np
 import pytest
 
 from micronet_tf import torch_reference
-from micronet_tf.convert import load_torch_weights
-from micronet_tf.encoders import encoder_spec, get_classifier, get_encoder
+from micronet_tf.convert import ConversionReport, load_torch_weights
+from micronet_tf.encoders import encoder_spec, get_classifier, get_encoder, list_encoders
 
-# Max abs difference allowed, relative to the reference feature map's scale max(1, max|ref|).
-# float32 round-off grows with depth; measured worst case over the ResNet family ~3e-6.
+# Max abs difference allowed, relative to the reference map's scale max(1, max|ref|), float32.
+# Round-off grows with depth; measured worst case over all families ~3e-6.
 RELATIVE_TOLERANCE = 2e-5
 INPUT_SIZES = ((64, 64), (96, 160))
 
@@ -23,9 +31,11 @@ def random_images(height: int, width: int, batch: int = 2, seed: int = 0) -> np.
     return np.random.default_rng(seed).standard_normal((batch, height, width, 3), np.float32)
 
 
-def assert_features_match(keras_outputs, torch_outputs, context: str) -> None:
+def assert_features_match(keras_outputs, torch_outputs, context: str) -> float:
+    """Every map equal within the bound; returns the worst relative difference seen."""
     keras_outputs = [np.asarray(o) for o in keras_outputs]
     assert len(keras_outputs) == len(torch_outputs), context
+    worst = 0.0
     for index, (ours, ref) in enumerate(zip(keras_outputs, torch_outputs)):
         assert ours.shape == ref.shape, f"{context}, output {index}: {ours.shape} vs {ref.shape}"
         scale = max(1.0, float(np.abs(ref).max()))
@@ -34,62 +44,112 @@ def assert_features_match(keras_outputs, torch_outputs, context: str) -> None:
             f"{context}, output {index} {ref.shape}: max abs diff {diff:.3g} exceeds "
             f"{RELATIVE_TOLERANCE:g} x scale {scale:.3g}"
         )
+        worst = max(worst, diff / scale)
+    return worst
 
 
-class EncoderParityTests:
-    """Parity of ``get_encoder`` / ``get_classifier`` with smp's encoders; subclass per family."""
+def assert_fully_consumed(report: ConversionReport, context: str) -> None:
+    """Every checkpoint tensor assigned (only BatchNorm batch counters ignored), every Keras
+    weight set from the checkpoint."""
+    ignored = [k for k in report.ignored if not k.endswith(".num_batches_tracked")]
+    assert report.assigned and not ignored and not report.not_in_checkpoint, (
+        f"{context}: ignored {ignored[:5]}, not in checkpoint {report.not_in_checkpoint[:5]}"
+    )
 
-    ENCODERS: tuple[str, ...] = ()  # each test runs once per name (tests/encoders/conftest.py)
 
-    def test_features_match_pytorch(self, name: str) -> None:
-        reference = torch_reference.build_encoder(name, seed=1)
+def family_variants(family: str) -> list[str]:
+    return [name for name in list_encoders() if encoder_spec(name).family == family]
+
+
+class EncoderFamilyParity:
+    """Parity of ``get_encoder`` / ``get_classifier`` with smp for one encoder family."""
+
+    FAMILY: str = ""
+    FULL: tuple[str, ...] = ()  # one representative and the family's largest variant
+    VARIANT_SIZE: tuple[int, int] = (64, 64)  # every variant is checked at this size
+    SIZES: tuple[tuple[int, int], ...] = INPUT_SIZES  # the FULL variants at these
+    DILATED_SIZE: tuple[int, int] = (64, 96)
+    CLASSIFIER_SIZE: tuple[int, int] = (64, 96)
+
+    def test_variant_matches_pytorch(self, variant: str) -> None:
+        reference = torch_reference.build_encoder(variant, seed=1)
+        model = get_encoder(variant)
+        assert_fully_consumed(load_torch_weights(model, reference.state_dict()), variant)
+        assert [o.shape[-1] for o in model.outputs] == list(encoder_spec(variant).out_channels)
+        images = random_images(*self.VARIANT_SIZE)
+        assert_features_match(model(images, training=False),
+                              torch_reference.run_nhwc(reference, images),
+                              f"{variant} at {self.VARIANT_SIZE}")
+
+    def test_features_match_pytorch_at_several_sizes(self, name: str) -> None:
+        reference = torch_reference.build_encoder(name, seed=2)
         model = get_encoder(name)
-        report = load_torch_weights(model, reference.state_dict())
-        assert report.assigned and not report.not_in_checkpoint
-        for height, width in INPUT_SIZES:
+        load_torch_weights(model, reference.state_dict())
+        for height, width in self.SIZES:
             images = random_images(height, width)
-            assert_features_match(
-                model(images, training=False),
-                torch_reference.run_nhwc(reference, images),
-                f"{name} at {height}x{width}",
-            )
+            assert_features_match(model(images, training=False),
+                                  torch_reference.run_nhwc(reference, images),
+                                  f"{name} at {height}x{width}")
+
+    @pytest.mark.parametrize("depth", [3, 4])
+    def test_shallow_encoder_matches_pytorch(self, name: str, depth: int, tmp_path: Path) -> None:
+        reference = torch_reference.build_encoder(name, depth=depth, seed=3)
+        # A NASA-format file of the whole encoder: the deeper stages' tensors must be ignored
+        # (derived from the Keras graph), everything else used.
+        checkpoint = torch_reference.save_nasa_checkpoint(reference, tmp_path / "enc.pth.tar")
+        model = get_encoder(name, depth=depth, weights=checkpoint)
+        images = random_images(*self.SIZES[0])
+        outputs = model(images, training=False)
+        assert len(outputs) == depth + 1
+        assert [o.shape[-1] for o in outputs] == list(encoder_spec(name).out_channels[:depth + 1])
+        assert_features_match(outputs, torch_reference.run_nhwc(reference, images),
+                              f"{name} depth {depth}")
 
     @pytest.mark.parametrize("output_stride", [16, 8])
-    def test_dilated_features_match_pytorch(self, name: str, output_stride: int) -> None:
-        reference = torch_reference.build_encoder(name, output_stride=output_stride, seed=2)
+    def test_dilation_as_smp(self, name: str, output_stride: int) -> None:
+        if not encoder_spec(name).dilatable:
+            with pytest.raises(ValueError):  # smp refuses too ...
+                torch_reference.build_encoder(name, output_stride=output_stride)
+            with pytest.raises(ValueError, match="cannot be dilated.*these can be"):
+                get_encoder(name, output_stride=output_stride)  # ... and we say who can
+            return
+        reference = torch_reference.build_encoder(name, output_stride=output_stride, seed=4)
         model = get_encoder(name, output_stride=output_stride)
         load_torch_weights(model, reference.state_dict())
-        images = random_images(64, 96)
+        height, width = self.DILATED_SIZE
+        images = random_images(height, width)
         outputs = model(images, training=False)
-        assert outputs[-1].shape[1:3] == (64 // output_stride, 96 // output_stride)
-        assert_features_match(
-            outputs, torch_reference.run_nhwc(reference, images), f"{name} os={output_stride}"
-        )
-
-    def test_shallow_encoder_matches_pytorch(self, name: str) -> None:
-        reference = torch_reference.build_encoder(name, depth=3, seed=3)
-        model = get_encoder(name, depth=3)
-        load_torch_weights(model, reference.state_dict(), ignore_prefixes=("layer3", "layer4"))
-        images = random_images(64, 64)
-        outputs = model(images, training=False)
-        assert len(outputs) == 4
-        assert [o.shape[-1] for o in outputs] == list(encoder_spec(name).out_channels[:4])
-        assert_features_match(outputs, torch_reference.run_nhwc(reference, images), f"{name} d=3")
+        assert outputs[-1].shape[1:3] == (-(-height // output_stride), -(-width // output_stride))
+        assert_features_match(outputs, torch_reference.run_nhwc(reference, images),
+                              f"{name} output stride {output_stride}")
 
     def test_classifier_logits_match_pytorch(self, name: str) -> None:
-        reference = torch_reference.build_classifier(name, classes=54, seed=4)
+        reference = torch_reference.build_classifier(name, classes=54, seed=5)
         model = get_classifier(name, classes=54)
-        load_torch_weights(model, reference.state_dict())
-        images = random_images(64, 96)
-        assert_features_match(
-            [model(images, training=False)],
-            torch_reference.run_nhwc(reference, images),
-            f"{name} classifier",
-        )
+        assert_fully_consumed(load_torch_weights(model, reference.state_dict()),
+                              f"{name} classifier")
+        images = random_images(*self.CLASSIFIER_SIZE)
+        assert_features_match([model(images, training=False)],
+                              torch_reference.run_nhwc(reference, images),
+                              f"{name} classifier")
+
+    def test_keras_file_round_trip(self, name: str, tmp_path: Path) -> None:
+        model = get_encoder(name, depth=4)
+        path = tmp_path / f"{name}.keras"
+        model.save(path)
+        reloaded = keras.saving.load_model(path)
+        images = random_images(*self.SIZES[-1], batch=1)
+        for ours, theirs in zip(model(images), reloaded(images)):
+            np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
 
 
 def parametrize_encoders(metafunc) -> None:
-    """pytest hook body: run every ``EncoderParityTests`` test once per encoder name."""
+    """pytest hook body: ``variant`` runs over every registered variant of the class's family,
+    ``name`` over its ``FULL`` variants."""
     cls = metafunc.cls
-    if cls is not None and issubclass(cls, EncoderParityTests) and "name" in metafunc.fixturenames:
-        metafunc.parametrize("name", cls.ENCODERS)
+    if cls is None or not issubclass(cls, EncoderFamilyParity):
+        return
+    if "variant" in metafunc.fixturenames:
+        metafunc.parametrize("variant", family_variants(cls.FAMILY))
+    if "name" in metafunc.fixturenames:
+        metafunc.parametrize("name", cls.FULL)
