@@ -24,17 +24,32 @@ def _quiet_tensorflow() -> None:
 def _cmd_list(args: argparse.Namespace) -> None:
     from micronet_tf.encoders import encoder_spec, list_encoders
 
-    print(f"{'encoder':<20} {'family':<8} feature channels (strides 1, 2, 4, 8, 16, 32)")
+    print(f"{'encoder':<20} {'family':<12} {'dilation':<8} feature channels (strides 1, 2, 4, "
+          "8, 16, 32); options")
     for name in list_encoders():
         spec = encoder_spec(name)
-        print(f"{name:<20} {spec.family:<8} {', '.join(map(str, spec.out_channels))}")
+        options = "; ".join(f"{k}={'|'.join(map(str, v))}" for k, v in spec.options.items())
+        print(f"{name:<20} {spec.family:<12} {'yes' if spec.dilatable else 'no':<8} "
+              f"{', '.join(map(str, spec.out_channels))}{'; ' + options if options else ''}")
+
+
+def _encoder_options(pairs: Sequence[str] | None) -> dict[str, str]:
+    """``--encoder-option KEY=VALUE`` (repeatable) -> ``{KEY: VALUE}``."""
+    options = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--encoder-option {pair!r}: expected KEY=VALUE")
+        options[key] = value
+    return options
 
 
 def _cmd_convert(args: argparse.Namespace) -> None:
     from micronet_tf.convert import convert_checkpoint
 
     model, report = convert_checkpoint(
-        args.checkpoint, args.encoder, args.out, classifier=args.classifier, overwrite=args.force
+        args.checkpoint, args.encoder, args.out, classifier=args.classifier, overwrite=args.force,
+        encoder_options=_encoder_options(args.encoder_option),
     )
     print(f"{args.checkpoint} -> {args.out} ({model.name}: {report.summary()})")
 
@@ -46,6 +61,7 @@ def _cmd_convert_model(args: argparse.Namespace) -> None:
     model = segmentation_model_from_torch(
         args.checkpoint, architecture=args.architecture, encoder=args.encoder,
         classes=args.classes, activation=None if args.activation == "identity" else args.activation,
+        encoder_options=_encoder_options(args.encoder_option),
     )
     save_keras_model(model, args.out, overwrite=args.force)
     info = model_info(model)
@@ -167,6 +183,11 @@ def _cmd_zoo(args: argparse.Namespace) -> None:
         print(path)
 
 
+def _add_encoder_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--encoder-option", action="append", metavar="KEY=VALUE",
+                        help="an encoder build option (repeatable); see `micronet-tf list`")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="micronet-tf",
@@ -185,8 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--encoder", required=True, help="encoder name (see `micronet-tf list`)")
     convert.add_argument("--out", required=True, type=Path, help="output FILE.weights.h5")
     convert.add_argument("--classifier", action="store_true",
-                         help="also convert the classification head (fc / last_linear)")
+                         help="also convert the classification head (fc, classifier, ...)")
     convert.add_argument("--force", action="store_true", help="replace an existing --out file")
+    _add_encoder_option(convert)
     convert.set_defaults(func=_cmd_convert)
 
     whole = commands.add_parser(
@@ -204,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="output activation; auto = as the original (sigmoid for one class, "
                        "softmax otherwise); identity = logits")
     whole.add_argument("--force", action="store_true", help="replace an existing --out file")
+    _add_encoder_option(whole)
     whole.set_defaults(func=_cmd_convert_model)
 
     train = commands.add_parser(

@@ -192,7 +192,7 @@ def test_encoder_argument_errors() -> None:
         get_encoder("resnet5O")
     with pytest.raises(ValueError, match="output_stride must be one of"):
         get_encoder(ENCODER, output_stride=4)
-    with pytest.raises(ValueError, match="depth must be in 1..5"):
+    with pytest.raises(ValueError, match="depth must be an integer in 1..5"):
         get_encoder(ENCODER, depth=6)
     with pytest.raises(ValueError, match="classes must be a positive integer"):
         get_classifier(ENCODER, classes=0)

@@ -71,13 +71,15 @@ def convert_checkpoint(
     *,
     classifier: bool = False,
     overwrite: bool = False,
+    encoder_options: Mapping[str, Any] | None = None,
 ) -> tuple[keras.Model, ConversionReport]:
     """Convert a NASA-format checkpoint for ``encoder`` and save it as Keras ``.weights.h5``.
 
     With ``classifier=True`` the classification head (``fc`` / ``last_linear``) is converted
     too and the class count is read from the checkpoint. The file is written to a temporary
     name and renamed, so a failed run never leaves a partial file or replaces an existing one
-    with garbage; an existing ``out`` is kept unless ``overwrite=True``.
+    with garbage; an existing ``out`` is kept unless ``overwrite=True``. ``encoder_options``
+    are checked against the encoder family's build options (they never change the weights).
     """
     from micronet_tf.encoders import encoder_spec, get_classifier, get_encoder
 
@@ -93,10 +95,10 @@ def convert_checkpoint(
                 "convert without --classifier to get the encoder"
             )
         classes = int(state_dict[head_key].shape[0])
-        model = get_classifier(encoder, classes)
+        model = get_classifier(encoder, classes, **dict(encoder_options or {}))
         ignored = spec.ignored_prefixes
     else:
-        model = get_encoder(encoder)
+        model = get_encoder(encoder, **dict(encoder_options or {}))
         ignored = spec.encoder_ignored_prefixes
     try:
         report = assign_torch_weights(model, state_dict, ignore_prefixes=ignored)

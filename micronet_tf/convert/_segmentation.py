@@ -36,6 +36,7 @@ def segmentation_model_from_torch(
     classes: int | None = None,
     *,
     activation: str | None = "auto",
+    encoder_options: Mapping[str, Any] | None = None,
     **decoder_kwargs: Any,
 ) -> keras.Model:
     """A Keras segmentation model holding the weights of a PyTorch-trained smp model.
@@ -45,6 +46,7 @@ def segmentation_model_from_torch(
     smp state dict, in which case ``architecture`` and ``encoder`` must be given. ``classes``
     defaults to the checkpoint's ``class_values`` or its segmentation head. ``activation="auto"``
     reproduces the original models (sigmoid for one class, softmax over channels otherwise).
+    ``encoder_options``: the encoder family's build options (a state dict cannot tell them).
     """
     from micronet_tf.models import create_segmentation_model, load_torch_weights
 
@@ -71,7 +73,7 @@ def segmentation_model_from_torch(
         names = None
     model = create_segmentation_model(
         architecture, encoder, classes=classes, activation=activation, class_names=names,
-        **decoder_kwargs,
+        encoder_options=encoder_options, **decoder_kwargs,
     )
     try:
         load_torch_weights(model, state.state_dict)

@@ -8,13 +8,15 @@ smp's encoder ``forward`` returns (for most families the input itself, then stri
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import importlib
+import pkgutil
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import keras
 from keras import layers
 
 from micronet_tf._weights import WeightsArg, apply_weights
-from micronet_tf.encoders import densenet, mobilenet, resnet, vgg  # noqa: F401  (register)
 from micronet_tf.encoders._blocks import dilation_plan
 from micronet_tf.encoders._registry import (
     EncoderSpec,
@@ -35,6 +37,20 @@ __all__ = [
 
 _OUTPUT_STRIDES = (8, 16, 32)
 MAX_DEPTH = 5
+# Every public module of this package is one encoder family that registers its variants on
+# import; they are imported in NASA's order (which list_encoders() keeps), others after.
+_FAMILY_ORDER = ("resnet", "senet", "densenet", "dpn", "efficientnet", "inceptionv4",
+                 "inceptionresnetv2", "xception", "mobilenet", "vgg")
+
+
+def _import_families() -> None:
+    found = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
+    rank = {name: index for index, name in enumerate(_FAMILY_ORDER)}
+    for name in sorted(found, key=lambda n: (rank.get(n, len(rank)), n)):
+        importlib.import_module(f"{__name__}.{name}")
+
+
+_import_families()
 
 
 def list_encoders() -> list[str]:
@@ -85,11 +101,13 @@ def _check_dilatable(spec: EncoderSpec, output_stride: int) -> dict[int, int]:
     return dilations
 
 
-def _all_outputs(spec: EncoderSpec, inputs: keras.KerasTensor,
-                 dilations: dict[int, int], **params) -> list[keras.KerasTensor]:
+def _all_outputs(spec: EncoderSpec, inputs: keras.KerasTensor, dilations: dict[int, int],
+                 options: Mapping[str, Any] | None = None,
+                 **params: Any) -> list[keras.KerasTensor]:
     """The six outputs of smp's depth-5 ``forward`` (stride 1 or the input, then 2..32)."""
+    params = {**spec.params, **params, **spec.resolve_options(options)}
     with dilation_plan(dilations):
-        features = list(spec.build(inputs, **{**spec.params, **params}))
+        features = list(spec.build(inputs, **params))
     if spec.first_output_is_input:
         features.insert(0, layers.Identity(name="identity")(inputs))
     if len(features) != MAX_DEPTH + 1:
@@ -118,6 +136,7 @@ def get_encoder(
     output_stride: int = 32,
     *,
     model_name: str | None = None,
+    **options: Any,
 ) -> keras.Model:
     """Build the encoder ``name`` (see :func:`list_encoders`) and optionally load weights.
 
@@ -129,12 +148,13 @@ def get_encoder(
         depth: number of downsampling stages, 1..5; the model has ``depth + 1`` outputs.
         output_stride: 32, or 16 / 8 to replace the last strides by dilation (for DeepLab);
             encoders that smp cannot dilate refuse it.
+        options: the encoder family's build options (``encoder_spec(name).options``).
     """
     spec = encoder_spec(name)
     _check_depth(spec, depth)
     dilations = _check_dilatable(spec, output_stride)
     inputs = keras.Input(_check_input_shape(input_shape), name="image")
-    outputs = _all_outputs(spec, inputs, dilations)
+    outputs = _all_outputs(spec, inputs, dilations, options)
     model = keras.Model(inputs, outputs[: depth + 1], name=model_name or name)
     apply_weights(
         model,
@@ -167,6 +187,7 @@ def get_classifier(
     input_shape: Sequence[int | None] = (None, None, 3),
     *,
     model_name: str | None = None,
+    **options: Any,
 ) -> keras.Model:
     """The classification network MicroNet was pre-trained as (54 classes), returning logits:
     the family's original trunk and head (ResNet: average + ``fc``; DenseNet: ReLU, average,
@@ -180,7 +201,7 @@ def get_classifier(
     if not isinstance(classes, int) or classes < 1:
         raise ValueError(f"classes must be a positive integer, got {classes!r}")
     inputs = keras.Input(_check_input_shape(input_shape), name="image")
-    features = _all_outputs(spec, inputs, {}, **spec.classifier_params)
+    features = _all_outputs(spec, inputs, {}, options, **spec.classifier_params)
     logits = spec.classifier_head(features[-1], classes)
     model = keras.Model(inputs, logits, name=model_name or f"{name}_classifier")
     apply_weights(model, weights, optional_prefixes=spec.head_prefixes,

@@ -56,12 +56,33 @@ class EncoderSpec:
     # its UNet++ builds one it never uses (smp decides by the name prefix "vgg").
     unet_center: bool = False
     min_depth: int = 1
+    # Build options a user may choose (name -> allowed values, the first is the default),
+    # passed to ``build`` as keyword arguments. They may change what is computed (e.g. a
+    # padding convention), never layer names or weight shapes, so any checkpoint fits.
+    options: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     input_rule: str = "any height and width (stride-2 steps round up)"
     smp_name: str = ""  # the segmentation_models_pytorch encoder name, when it differs
 
     @property
     def reference_name(self) -> str:
         return self.smp_name or self.name
+
+    def resolve_options(self, options: Mapping[str, Any] | None) -> dict[str, Any]:
+        """``options`` checked against :attr:`options`, with the defaults filled in."""
+        options = dict(options or {})
+        unknown = sorted(set(options) - set(self.options))
+        if unknown:
+            valid = ", ".join(f"{k}={v!r}" for k, v in self.options.items()) or "none"
+            raise ValueError(f"encoder {self.name!r} has no option {unknown}; its options: "
+                             f"{valid}")
+        resolved = {}
+        for key, allowed in self.options.items():
+            value = options.get(key, allowed[0])
+            if value not in allowed:
+                raise ValueError(f"encoder {self.name!r}: {key}={value!r}; expected one of "
+                                 f"{list(allowed)} (default {allowed[0]!r})")
+            resolved[key] = value
+        return resolved
 
     @property
     def encoder_ignored_prefixes(self) -> tuple[str, ...]:

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import keras
 
 from micronet_tf._weights import WeightsArg
+from micronet_tf.encoders import encoder_spec
 from micronet_tf.models._layers import InputSizeCheck, Resize, SegmentationOutput
 from micronet_tf.models._registry import (
     ArchitectureSpec,
@@ -68,6 +70,7 @@ def create_segmentation_model(
     input_shape: Sequence[int | None] = (None, None, 3),
     *,
     class_names: Sequence[str] | None = None,
+    encoder_options: Mapping[str, Any] | None = None,
     **decoder_kwargs,
 ) -> keras.Model:
     """Build ``architecture`` (``Unet``, ``UnetPlusPlus``, ``Linknet``, ``FPN``, ``PSPNet``,
@@ -76,7 +79,9 @@ def create_segmentation_model(
     Defaults and ``decoder_kwargs`` are smp 0.6.0's. ``classes=1`` is binary segmentation;
     ``activation=None`` returns logits, ``"auto"`` applies sigmoid (one class) or a softmax
     over channels (several), like the original training code. ``class_names`` are stored in the
-    model (``micronet_tf.models.class_names(model)``) and survive ``.keras`` saving.
+    model (``micronet_tf.models.class_names(model)``) and survive ``.keras`` saving;
+    ``encoder_options`` are the encoder family's build options (``encoder_spec(encoder).
+    options``), stored in the model's info with their defaults filled in.
     """
     spec = architecture_spec(architecture)
     if not isinstance(classes, int) or classes < 1:
@@ -94,13 +99,14 @@ def create_segmentation_model(
     unknown = sorted(set(decoder_kwargs) - set(accepted))
     if unknown:
         options = [p for p in accepted if p not in ("inputs", "encoder", "encoder_weights",
-                                                    "classes")]
+                                                    "encoder_options", "classes")]
         raise ValueError(f"{spec.name} does not take {unknown}; its options are {options}")
+    options = encoder_spec(encoder).resolve_options(encoder_options)
     inputs = keras.Input(tuple(input_shape), name="image")
     logits = spec.build(inputs, encoder=encoder, encoder_weights=encoder_weights,
-                        classes=classes, **decoder_kwargs)
+                        encoder_options=options, classes=classes, **decoder_kwargs)
     info = {"architecture": spec.name, "encoder": encoder, "classes": classes,
-            "decoder_kwargs": _jsonable(decoder_kwargs)}
+            "decoder_kwargs": _jsonable(decoder_kwargs), "encoder_options": options}
     outputs = SegmentationOutput(output_activation, class_names, info, name="activation")(logits)
     return keras.Model(inputs, outputs, name=f"{spec.name}_{encoder}")
 
@@ -134,7 +140,7 @@ def load_torch_weights(model: keras.Model, checkpoint):
     that smp creates but never uses (encoder stages below ``encoder_depth``, decoder modules
     unused with these options) are skipped, legacy encoder keys renamed as smp does."""
     from micronet_tf import convert
-    from micronet_tf.encoders import encoder_spec, unused_checkpoint_prefixes
+    from micronet_tf.encoders import unused_checkpoint_prefixes
 
     info = model_info(model)
     encoder = encoder_spec(info["encoder"])

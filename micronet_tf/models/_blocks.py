@@ -72,14 +72,15 @@ def segmentation_head(x: keras.KerasTensor, classes: int, *, kernel_size: int = 
     return x
 
 
-def encoder_features(inputs: keras.KerasTensor, encoder: str, weights, *, depth: int = 5,
-                     output_stride: int = 32, minimum_size: int = 0,
+def encoder_features(inputs: keras.KerasTensor, encoder: str, weights, options=None, *,
+                     depth: int = 5, output_stride: int = 32, minimum_size: int = 0,
                      size_reason: str = "") -> list[keras.KerasTensor]:
-    """Run the named encoder as a nested model called ``encoder`` (checkpoint paths
-    ``encoder.*``), after checking that the input size is a multiple of its output stride
-    (and at least ``minimum_size``, with ``size_reason`` saying why)."""
+    """Run the named encoder (with its build ``options``) as a nested model called ``encoder``
+    (checkpoint paths ``encoder.*``), after checking that the input size is a multiple of its
+    output stride (and at least ``minimum_size``, with ``size_reason`` saying why)."""
     model = get_encoder(encoder, weights=weights, input_shape=tuple(inputs.shape[1:]),
-                        depth=depth, output_stride=output_stride, model_name="encoder")
+                        depth=depth, output_stride=output_stride, model_name="encoder",
+                        **dict(options or {}))
     stride = min(output_stride, 2**depth)
     checked = InputSizeCheck(stride, minimum_size, size_reason, name="input_size_check")(inputs)
     return list(model(checked))

@@ -76,6 +76,7 @@ def build_deeplabv3(
     *,
     encoder: str,
     encoder_weights=None,
+    encoder_options=None,
     classes: int = 1,
     encoder_depth: int = 5,
     encoder_output_stride: int = 8,
@@ -88,8 +89,8 @@ def build_deeplabv3(
     _check_output_stride("DeepLabV3", encoder_output_stride)
     if upsampling is None:  # back to the input's size, as smp derives it
         upsampling = 2**encoder_depth if encoder_depth <= 3 else encoder_output_stride
-    x = encoder_features(inputs, encoder, encoder_weights, depth=encoder_depth,
-                         output_stride=encoder_output_stride)[-1]
+    x = encoder_features(inputs, encoder, encoder_weights, encoder_options,
+                         depth=encoder_depth, output_stride=encoder_output_stride)[-1]
     x = aspp(x, decoder_channels, decoder_atrous_rates, separable=decoder_aspp_separable,
              dropout=decoder_aspp_dropout, name="decoder.aspp")
     x = conv2d(x, decoder_channels, 3, padding=1, name="decoder.conv")
@@ -103,6 +104,7 @@ def build_deeplabv3plus(
     *,
     encoder: str,
     encoder_weights=None,
+    encoder_options=None,
     classes: int = 1,
     encoder_depth: int = 5,
     encoder_output_stride: int = 16,
@@ -118,8 +120,8 @@ def build_deeplabv3plus(
             f"DeepLabV3Plus needs encoder_depth >= 3 (it uses the stride-4 feature), got "
             f"{encoder_depth}"
         )
-    features = encoder_features(inputs, encoder, encoder_weights, depth=encoder_depth,
-                                output_stride=encoder_output_stride)
+    features = encoder_features(inputs, encoder, encoder_weights, encoder_options,
+                                depth=encoder_depth, output_stride=encoder_output_stride)
     x = aspp(features[-1], decoder_channels, decoder_atrous_rates,
              separable=decoder_aspp_separable, dropout=decoder_aspp_dropout,
              name="decoder.aspp.0")

@@ -42,6 +42,7 @@ def build_fpn(
     *,
     encoder: str,
     encoder_weights=None,
+    encoder_options=None,
     classes: int = 1,
     encoder_depth: int = 5,
     decoder_pyramid_channels: int = 256,
@@ -67,7 +68,8 @@ def build_fpn(
             f"decoder_interpolation={decoder_interpolation!r} is not supported; use 'nearest' "
             "or 'bilinear'"
         )
-    features = encoder_features(inputs, encoder, encoder_weights, depth=encoder_depth)
+    features = encoder_features(inputs, encoder, encoder_weights, encoder_options,
+                                depth=encoder_depth)
     # smp takes the last four maps; with encoder_depth 3 the first of them is the input image.
     c2, c3, c4, c5 = features[-4:]
     p5 = conv2d(c5, decoder_pyramid_channels, 1, use_bias=True, name="decoder.p5")

@@ -36,12 +36,14 @@ def build_linknet(
     *,
     encoder: str,
     encoder_weights=None,
+    encoder_options=None,
     classes: int = 1,
     encoder_depth: int = 5,
     decoder_use_norm: bool | str = "batchnorm",
 ) -> keras.KerasTensor:
     norm = resolve_norm(decoder_use_norm)
-    features = encoder_features(inputs, encoder, encoder_weights, depth=encoder_depth)
+    features = encoder_features(inputs, encoder, encoder_weights, encoder_options,
+                                depth=encoder_depth)
     feats = features[1:][::-1]  # drop the input, start from the deepest feature
     channels = [f.shape[-1] for f in feats] + [PREFINAL_CHANNELS]
     x, skips = feats[0], feats[1:]

@@ -85,6 +85,7 @@ def build_pan(
     *,
     encoder: str,
     encoder_weights=None,
+    encoder_options=None,
     classes: int = 1,
     encoder_depth: int = 5,
     encoder_output_stride: int = 16,
@@ -105,7 +106,7 @@ def build_pan(
         )
     stride = min(encoder_output_stride, 2**encoder_depth)
     features = encoder_features(
-        inputs, encoder, encoder_weights, depth=encoder_depth,
+        inputs, encoder, encoder_weights, encoder_options, depth=encoder_depth,
         output_stride=encoder_output_stride, minimum_size=FPA_MIN_SIZE * stride,
         size_reason=f" (the FPA block pools the stride-{stride} encoder map three times)",
     )

@@ -18,6 +18,7 @@ def build_pspnet(
     *,
     encoder: str,
     encoder_weights=None,
+    encoder_options=None,
     classes: int = 1,
     encoder_depth: int = 3,
     psp_out_channels: int = 512,
@@ -28,7 +29,7 @@ def build_pspnet(
 ) -> keras.KerasTensor:
     if psp_use_batchnorm is not None:  # smp's deprecated spelling of decoder_use_norm
         decoder_use_norm = psp_use_batchnorm
-    x = encoder_features(inputs, encoder, encoder_weights, depth=encoder_depth)[-1]
+    x = encoder_features(inputs, encoder, encoder_weights, encoder_options, depth=encoder_depth)[-1]
     channels = x.shape[-1]
     branches = []
     for index, bins in enumerate(PSP_BINS):

@@ -24,6 +24,7 @@ def build_unet(
     *,
     encoder: str,
     encoder_weights=None,
+    encoder_options=None,
     classes: int = 1,
     encoder_depth: int = 5,
     decoder_use_norm: bool | str = "batchnorm",
@@ -32,7 +33,8 @@ def build_unet(
     decoder_interpolation: str = "nearest",
 ) -> keras.KerasTensor:
     channels = check_channels("decoder_channels", decoder_channels, encoder_depth)
-    features = encoder_features(inputs, encoder, encoder_weights, depth=encoder_depth)
+    features = encoder_features(inputs, encoder, encoder_weights, encoder_options,
+                                depth=encoder_depth)
     # Drop the full-resolution input, then go from the deepest feature upwards.
     skips = features[1:][::-1]
     x = skips[0]

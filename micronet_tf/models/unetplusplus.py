@@ -42,6 +42,7 @@ def build_unetplusplus(
     *,
     encoder: str,
     encoder_weights=None,
+    encoder_options=None,
     classes: int = 1,
     encoder_depth: int = 5,
     decoder_use_norm: bool | str = "batchnorm",
@@ -57,7 +58,8 @@ def build_unetplusplus(
             f"decoder_interpolation={decoder_interpolation!r} is not supported; use one of "
             f"{list(_INTERPOLATIONS)} ('bicubic' is not implemented)"
         )
-    features = encoder_features(inputs, encoder, encoder_weights, depth=encoder_depth)
+    features = encoder_features(inputs, encoder, encoder_weights, encoder_options,
+                                depth=encoder_depth)
     feats = features[1:][::-1]  # drop the input, start from the deepest feature
     options = {"use_norm": decoder_use_norm, "attention_type": decoder_attention_type,
                "interpolation": _INTERPOLATIONS[decoder_interpolation]}

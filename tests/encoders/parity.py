@@ -70,10 +70,21 @@ class EncoderFamilyParity:
     SIZES: tuple[tuple[int, int], ...] = INPUT_SIZES  # the FULL variants at these
     DILATED_SIZE: tuple[int, int] = (64, 96)
     CLASSIFIER_SIZE: tuple[int, int] = (64, 96)
+    # Build options of ours (get_encoder / get_classifier) and the matching reference's
+    # (torch_reference.build_encoder / build_classifier): a second class of the same family
+    # can cover another option value.
+    ENCODER_OPTIONS: dict = {}
+    REFERENCE_OPTIONS: dict = {}
+
+    def reference(self, name: str, **kwargs):
+        return torch_reference.build_encoder(name, **kwargs, **self.REFERENCE_OPTIONS)
+
+    def encoder(self, name: str, **kwargs) -> keras.Model:
+        return get_encoder(name, **kwargs, **self.ENCODER_OPTIONS)
 
     def test_variant_matches_pytorch(self, variant: str) -> None:
-        reference = torch_reference.build_encoder(variant, seed=1)
-        model = get_encoder(variant)
+        reference = self.reference(variant, seed=1)
+        model = self.encoder(variant)
         assert_fully_consumed(load_torch_weights(model, reference.state_dict()), variant)
         assert [o.shape[-1] for o in model.outputs] == list(encoder_spec(variant).out_channels)
         images = random_images(*self.VARIANT_SIZE)
@@ -82,8 +93,8 @@ class EncoderFamilyParity:
                               f"{variant} at {self.VARIANT_SIZE}")
 
     def test_features_match_pytorch_at_several_sizes(self, name: str) -> None:
-        reference = torch_reference.build_encoder(name, seed=2)
-        model = get_encoder(name)
+        reference = self.reference(name, seed=2)
+        model = self.encoder(name)
         load_torch_weights(model, reference.state_dict())
         for height, width in self.SIZES:
             images = random_images(height, width)
@@ -93,11 +104,11 @@ class EncoderFamilyParity:
 
     @pytest.mark.parametrize("depth", [3, 4])
     def test_shallow_encoder_matches_pytorch(self, name: str, depth: int, tmp_path: Path) -> None:
-        reference = torch_reference.build_encoder(name, depth=depth, seed=3)
+        reference = self.reference(name, depth=depth, seed=3)
         # A NASA-format file of the whole encoder: the deeper stages' tensors must be ignored
         # (derived from the Keras graph), everything else used.
         checkpoint = torch_reference.save_nasa_checkpoint(reference, tmp_path / "enc.pth.tar")
-        model = get_encoder(name, depth=depth, weights=checkpoint)
+        model = self.encoder(name, depth=depth, weights=checkpoint)
         images = random_images(*self.SIZES[0])
         outputs = model(images, training=False)
         assert len(outputs) == depth + 1
@@ -109,12 +120,12 @@ class EncoderFamilyParity:
     def test_dilation_as_smp(self, name: str, output_stride: int) -> None:
         if not encoder_spec(name).dilatable:
             with pytest.raises(ValueError):  # smp refuses too ...
-                torch_reference.build_encoder(name, output_stride=output_stride)
+                self.reference(name, output_stride=output_stride)
             with pytest.raises(ValueError, match="cannot be dilated.*these can be"):
-                get_encoder(name, output_stride=output_stride)  # ... and we say who can
+                self.encoder(name, output_stride=output_stride)  # ... and we say who can
             return
-        reference = torch_reference.build_encoder(name, output_stride=output_stride, seed=4)
-        model = get_encoder(name, output_stride=output_stride)
+        reference = self.reference(name, output_stride=output_stride, seed=4)
+        model = self.encoder(name, output_stride=output_stride)
         load_torch_weights(model, reference.state_dict())
         height, width = self.DILATED_SIZE
         images = random_images(height, width)
@@ -124,8 +135,9 @@ class EncoderFamilyParity:
                               f"{name} output stride {output_stride}")
 
     def test_classifier_logits_match_pytorch(self, name: str) -> None:
-        reference = torch_reference.build_classifier(name, classes=54, seed=5)
-        model = get_classifier(name, classes=54)
+        reference = torch_reference.build_classifier(name, classes=54, seed=5,
+                                                     **self.REFERENCE_OPTIONS)
+        model = get_classifier(name, classes=54, **self.ENCODER_OPTIONS)
         assert_fully_consumed(load_torch_weights(model, reference.state_dict()),
                               f"{name} classifier")
         images = random_images(*self.CLASSIFIER_SIZE)
@@ -134,7 +146,7 @@ class EncoderFamilyParity:
                               f"{name} classifier")
 
     def test_keras_file_round_trip(self, name: str, tmp_path: Path) -> None:
-        model = get_encoder(name, depth=4)
+        model = self.encoder(name, depth=4)
         path = tmp_path / f"{name}.keras"
         model.save(path)
         reloaded = keras.saving.load_model(path)

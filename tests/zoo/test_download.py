@@ -117,7 +117,7 @@ def test_offline_mode_uses_only_the_cache(server, zoo_env, monkeypatch) -> None:
 def test_unverified_sources_need_consent_and_are_pinned_on_first_use(server, zoo_env,
                                                                      monkeypatch) -> None:
     monkeypatch.setenv("MICRONET_TF_ZOO_URL", server.url)
-    entry = zoo.packaged_manifest().get("densenet121.micronet@v1.0")  # no Keras version yet
+    entry = zoo.packaged_manifest().get("densenet121.micronet@v1.0")
     served = server.root / "sources" / entry.source.filename
     served.parent.mkdir()
     served.write_bytes(b"NASA checkpoint bytes")

@@ -4,9 +4,11 @@ into the cache, then used by encoders of any depth, classifiers and segmentation
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import torch
 
 from micronet_tf import torch_reference, zoo
-from micronet_tf.encoders import get_classifier, get_encoder
+from micronet_tf.encoders import encoder_spec, get_classifier, get_encoder, list_encoders
 from micronet_tf.models import create_segmentation_model
 from tests.encoders.parity import assert_features_match, random_images
 
@@ -38,3 +40,28 @@ def test_source_only_entry_converts_on_the_fly(server, zoo_env, monkeypatch) -> 
     for layer in ("conv1", "layer3.0.downsample.0"):
         np.testing.assert_array_equal(unet.get_layer("encoder").get_layer(layer).get_weights()[0],
                                       model.get_layer(layer).get_weights()[0])
+
+
+def _one_per_family() -> list[str]:
+    chosen: dict[str, str] = {}
+    for name in list_encoders():
+        chosen.setdefault(encoder_spec(name).family, name)
+    return list(chosen.values())
+
+
+@pytest.mark.parametrize("encoder", _one_per_family())
+def test_every_family_loads_by_name(encoder, server, zoo_env, monkeypatch) -> None:
+    """NASA's checkpoint for the first encoder of every family, served over HTTP with a
+    ``module.`` prefix (DataParallel), converted on first use and loaded by zoo name."""
+    entry = zoo.packaged_manifest().get(f"{encoder}.imagenet-micronet@v1.0")
+    reference = torch_reference.build_encoder(encoder, seed=6)
+    source = server.root / "sources" / entry.source.filename
+    source.parent.mkdir(parents=True)
+    torch.save({f"module.{k}": v for k, v in reference.state_dict().items()}, source)
+    monkeypatch.setenv("MICRONET_TF_ZOO_URL", server.url)
+    monkeypatch.setenv("MICRONET_TF_TRUST_UNVERIFIED", "1")
+    model = get_encoder(encoder, weights="imagenet-micronet")
+    images = random_images(64, 64)
+    assert_features_match(model(images, training=False),
+                          torch_reference.run_nhwc(reference, images), f"{encoder} by name")
+    assert f"/sources/{entry.source.filename}" in server.requests

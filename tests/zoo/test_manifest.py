@@ -27,7 +27,7 @@ def test_every_published_encoder_is_listed() -> None:
     assert {e.encoder for e in manifest.entries} == NASA_ENCODERS
     assert len(manifest.entries) == 77  # 36 MicroNet + 40 ImageNet->MicroNet + resnet50 v1.1
     available = zoo.list_models(available=True)
-    assert len(available) == 15
+    assert len(available) == 33  # ResNet / ResNeXt, DenseNet, MobileNetV2, VGG
     assert {zoo.model_info(k)["encoder"] for k in available} == set(list_encoders())
     keys = [e.key for e in manifest.entries]
     assert len(keys) == len(set(keys))
@@ -67,9 +67,14 @@ def test_names_resolve() -> None:
     assert not zoo.is_zoo_name("weights.pth")
 
 
-def test_unavailable_encoder_and_wrong_encoder_are_clear() -> None:
+def test_unavailable_encoder_and_wrong_encoder_are_clear(monkeypatch) -> None:
     from micronet_tf.encoders import get_encoder
+    from micronet_tf.zoo import _cache
 
+    base = zoo.packaged_manifest()  # as it read before DenseNet was ported
+    unported = replace(base, entries=[replace(e, available=e.encoder != "densenet121")
+                                      for e in base.entries])
+    monkeypatch.setattr(_cache, "packaged_manifest", lambda: unported)
     with pytest.raises(zoo.ZooError, match="no Keras architecture for 'densenet121'"):
         zoo.download("densenet121.micronet", "keras")
     with pytest.raises(zoo.ZooError, match="holds resnet50 weights; this model is a resnet18"):
@@ -97,7 +102,7 @@ def test_zoo_cli(capsys) -> None:
 
     assert cli.main(["zoo", "list", "--available"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 15 and lines[0].split()[:3] == ["resnet18.micronet@v1.0", "available",
+    assert len(lines) == 33 and lines[0].split()[:3] == ["resnet18.micronet@v1.0", "available",
                                                          "top-1"]
     assert cli.main(["zoo", "info", "resnet50.micronet@v1.1"]) == 0
     assert json.loads(capsys.readouterr().out)["version"] == "v1.1"

@@ -3,13 +3,20 @@
 Import this module before TensorFlow, or run it as a subprocess
 (``python -m micronet_tf.torch_reference``): importing torchvision after TensorFlow crashes
 the process. It imports nothing from TensorFlow or Keras.
+
+Families whose reference is not simply smp's encoder / a torchvision classifier have a module
+here (``micronet_tf/torch_reference/<family>.py``) with ``build_classifier(name, classes,
+**options)`` and, optionally, ``build_encoder(name, depth, output_stride, **options)``: plain
+constructors; seeding, random BatchNorm statistics and eval mode are applied here.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 from collections.abc import Sequence
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import segmentation_models_pytorch as smp
@@ -48,12 +55,34 @@ def randomize_batchnorm_(module: torch.nn.Module, seed: int = 0) -> torch.nn.Mod
     return module
 
 
+# smp encoder name prefix -> family reference module (micronet_tf/torch_reference/<module>.py).
+_FAMILY_MODULES = {
+    "se_": "senet", "senet": "senet", "dpn": "dpn", "efficientnet-": "efficientnet",
+    "inceptionv4": "inceptionv4", "inceptionresnetv2": "inceptionresnetv2",
+    "xception": "xception",
+}
+
+
+def _family_module(name: str) -> ModuleType | None:
+    module = next((m for prefix, m in _FAMILY_MODULES.items() if name.startswith(prefix)), None)
+    return None if module is None else importlib.import_module(f"{__name__}.{module}")
+
+
 def build_encoder(
-    name: str, *, depth: int = 5, output_stride: int = 32, seed: int = 0, randomize_bn: bool = True
+    name: str, *, depth: int = 5, output_stride: int = 32, seed: int = 0,
+    randomize_bn: bool = True, **options,
 ) -> torch.nn.Module:
-    """smp's encoder ``name`` with seeded random weights, in eval mode."""
+    """smp's encoder ``name`` (or the family's own reference, with its ``options``) with
+    seeded random weights, in eval mode."""
     torch.manual_seed(seed)
-    encoder = smp.encoders.get_encoder(name, depth=depth, weights=None, output_stride=output_stride)
+    family = _family_module(name)
+    if family is not None and hasattr(family, "build_encoder"):
+        encoder = family.build_encoder(name, depth=depth, output_stride=output_stride, **options)
+    else:
+        if options:
+            raise ValueError(f"smp's encoder {name!r} takes no reference options {options}")
+        encoder = smp.encoders.get_encoder(name, depth=depth, weights=None,
+                                           output_stride=output_stride)
     if randomize_bn:
         randomize_batchnorm_(encoder, seed)
     return encoder.eval()
@@ -73,20 +102,25 @@ _TORCHVISION_BASES = ("ResNet", "DenseNet", "MobileNetV2", "VGG")
 
 
 def build_classifier(
-    name: str, classes: int, *, seed: int = 0, randomize_bn: bool = True
+    name: str, classes: int, *, seed: int = 0, randomize_bn: bool = True, **options
 ) -> torch.nn.Module:
     """The classification network behind smp's encoder ``name``, as NASA pre-trained it on
-    MicroNet (torchvision ResNet / DenseNet / MobileNetV2 / VGG with their heads)."""
+    MicroNet (torchvision ResNet / DenseNet / MobileNetV2 / VGG with their heads, or the
+    family module's reference)."""
     import torchvision.models as tvm
 
-    entry = smp_encoders[name]
-    params = {k: v for k, v in entry["params"].items() if k != "out_channels"}
     torch.manual_seed(seed)
-    bases = [getattr(tvm, b) for b in _TORCHVISION_BASES if issubclass(entry["encoder"],
-                                                                       getattr(tvm, b))]
-    if not bases:
-        raise NotImplementedError(f"no reference classifier for encoder family of {name!r}")
-    model = _torchvision_classifier(bases[0], params, classes)
+    family = _family_module(name)
+    if family is not None:
+        model = family.build_classifier(name, classes, **options)
+    else:
+        entry = smp_encoders[name]
+        params = {k: v for k, v in entry["params"].items() if k != "out_channels"}
+        bases = [getattr(tvm, b) for b in _TORCHVISION_BASES
+                 if issubclass(entry["encoder"], getattr(tvm, b))]
+        if not bases:
+            raise NotImplementedError(f"no reference classifier for encoder family of {name!r}")
+        model = _torchvision_classifier(bases[0], params, classes)
     if randomize_bn:
         randomize_batchnorm_(model, seed)
     return model.eval()
