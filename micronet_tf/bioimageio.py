@@ -29,6 +29,7 @@ def _write(folder: Path, model: keras.Model, name: str, size: int, opset: int) -
     import tensorflow as tf
     import yaml
 
+    from micronet_tf.export import export_onnx
     from micronet_tf.models import class_names, model_info
 
     info = model_info(model)
@@ -40,7 +41,7 @@ def _write(folder: Path, model: keras.Model, name: str, size: int, opset: int) -
     output = np.asarray(model(normalised, training=False), np.float32)
     np.save(folder / "test_input.npy", raw)
     np.save(folder / "test_output.npy", output)
-    model.export(str(folder / "weights.onnx"), format="onnx", opset_version=opset, verbose=False)
+    export_onnx(model, folder / "weights.onnx", opset=opset)
     model.save(folder / "weights.keras")
     _cover(folder / "cover.png", raw[0], output[0])
     (folder / "README.md").write_text(

@@ -61,6 +61,15 @@ def family_variants(family: str) -> list[str]:
     return [name for name in list_encoders() if encoder_spec(name).family == family]
 
 
+def first_of_each_family(exclude: tuple[str, ...] = ()) -> list[str]:
+    """The first registered variant of every encoder family (but the ``exclude``d families):
+    what registry-driven downstream tests run on, so a new family is covered without new code."""
+    chosen: dict[str, str] = {}
+    for name in list_encoders():
+        chosen.setdefault(encoder_spec(name).family, name)
+    return [name for family, name in chosen.items() if family not in exclude]
+
+
 class EncoderFamilyParity:
     """Parity of ``get_encoder`` / ``get_classifier`` with smp for one encoder family."""
 

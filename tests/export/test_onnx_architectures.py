@@ -1,6 +1,6 @@
-"""Every segmentation architecture on resnet50 exports to ONNX (``export_onnx``) with dynamic
-batch, height and width: the graph passes ``onnx.checker`` and onnxruntime gives the Keras
-numbers (1e-4) at two input sizes."""
+"""Every segmentation architecture on resnet50, and a U-Net on every encoder family, exports to
+ONNX (``export_onnx``) with dynamic batch, height and width: the graph passes ``onnx.checker``
+and onnxruntime gives the Keras numbers (1e-4) at two input sizes."""
 
 from __future__ import annotations
 
@@ -13,14 +13,13 @@ import pytest
 
 from micronet_tf.export import export_onnx
 from micronet_tf.models import create_segmentation_model, list_architectures
+from tests.encoders.parity import first_of_each_family
 
 SIZES = ((1, 128, 128), (2, 160, 224))  # PAN needs at least 128
 
 
-@pytest.mark.parametrize("architecture", list_architectures())
-def test_resnet50_architecture_onnx_parity(architecture: str, tmp_path: Path) -> None:
-    model = create_segmentation_model(architecture, "resnet50", classes=3)
-    path = export_onnx(model, tmp_path / f"{architecture}.onnx")
+def _assert_onnx_parity(model, path: Path, context: str) -> None:
+    path = export_onnx(model, path)
     onnx.checker.check_model(str(path))
     session = onnxruntime.InferenceSession(str(path))
     name = session.get_inputs()[0].name
@@ -34,4 +33,18 @@ def test_resnet50_architecture_onnx_parity(architecture: str, tmp_path: Path) ->
         assert produced.shape == expected.shape
         scale = max(1.0, float(np.abs(expected).max()))
         assert float(np.abs(produced - expected).max()) <= 1e-4 * scale, (
-            f"{architecture} at {batch}x{height}x{width}")
+            f"{context} at {batch}x{height}x{width}")
+
+
+@pytest.mark.parametrize("architecture", list_architectures())
+def test_resnet50_architecture_onnx_parity(architecture: str, tmp_path: Path) -> None:
+    _assert_onnx_parity(create_segmentation_model(architecture, "resnet50", classes=3),
+                        tmp_path / f"{architecture}.onnx", architecture)
+
+
+@pytest.mark.parametrize("encoder", first_of_each_family(exclude=("resnet",)))
+def test_every_encoder_family_onnx_parity(encoder: str, tmp_path: Path) -> None:
+    """A U-Net on the first encoder of every other family (registry-driven): VGG's centre
+    block, DenseNet's concatenations, MobileNetV2's depthwise convolutions, ... export too."""
+    _assert_onnx_parity(create_segmentation_model("Unet", encoder, classes=3),
+                        tmp_path / f"Unet-{encoder}.onnx", f"Unet/{encoder}")

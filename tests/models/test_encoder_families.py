@@ -8,24 +8,18 @@ from __future__ import annotations
 import pytest
 
 from micronet_tf import torch_reference
-from micronet_tf.encoders import encoder_spec, list_encoders
+from micronet_tf.encoders import encoder_spec
 from micronet_tf.models import create_segmentation_model, list_architectures
+from tests.encoders.parity import first_of_each_family
 from tests.models.parity import ENCODERS, assert_logits_match, converted_pair
 
 DILATED = {"DeepLabV3", "DeepLabV3Plus", "PAN"}  # default options dilate the encoder
 SIZE = {"PAN": (128, 128)}  # PAN: at least 8 x its stride-16 map; others take 64x64
 
 
-def _representatives() -> list[str]:
-    """The first registered variant of each family not already in the architecture tests."""
-    tested = {encoder_spec(name).family for name in ENCODERS}
-    chosen: dict[str, str] = {}
-    for name in list_encoders():
-        chosen.setdefault(encoder_spec(name).family, name)
-    return [name for family, name in chosen.items() if family not in tested]
-
-
-CASES = [(a, e) for e in _representatives() for a in list_architectures()]
+# The first variant of each family that the architecture tests do not use already.
+_TESTED = tuple({encoder_spec(name).family for name in ENCODERS})
+CASES = [(a, e) for e in first_of_each_family(exclude=_TESTED) for a in list_architectures()]
 
 
 @pytest.mark.parametrize(("architecture", "encoder"), CASES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,14 +15,16 @@ import torch
 from micronet_tf import torch_reference
 from micronet_tf.convert import ConversionError, segmentation_model_from_torch
 from micronet_tf.models import class_names, model_info
-from tests.encoders.parity import assert_features_match, random_images
+from tests.encoders.parity import assert_features_match, first_of_each_family, random_images
 
 CLASS_VALUES = {"matrix": [0, 0, 0], "secondary": [0, 0, 255], "tertiary": [255, 0, 0]}
 
 
-def original_training_checkpoint(path: Path, reference: torch.nn.Module) -> Path:
-    """What pretrained-microscopy-models' train_segmentation_model saves: DataParallel keys,
-    an Adam state, numpy-float histories and class_values."""
+def original_training_checkpoint(path: Path, reference: torch.nn.Module,
+                                 architecture: str = "Unet", encoder: str = "resnet18",
+                                 rename=lambda key: key) -> Path:
+    """What pretrained-microscopy-models' train_segmentation_model saves: DataParallel keys
+    (``rename``d), an Adam state, numpy-float histories and class_values."""
     parallel = torch.nn.DataParallel(reference)
     optimizer = torch.optim.Adam(parallel.parameters(), lr=2e-4)
     parallel.train()
@@ -29,8 +32,8 @@ def original_training_checkpoint(path: Path, reference: torch.nn.Module) -> Path
     optimizer.step()
     parallel.eval()
     state = {
-        "architecture": "Unet",
-        "encoder": "resnet18",
+        "architecture": architecture,
+        "encoder": encoder,
         "train_loss": [np.float64(0.61), np.float64(0.42)],
         "valid_loss": [np.float64(0.55), np.float64(0.47)],
         "train_iou": [np.float64(0.70), np.float64(0.81)],
@@ -38,7 +41,7 @@ def original_training_checkpoint(path: Path, reference: torch.nn.Module) -> Path
         "max_score": np.float64(0.79),
         "class_values": CLASS_VALUES,
         "epoch": 2,
-        "state_dict": parallel.state_dict(),
+        "state_dict": {rename(k): v for k, v in parallel.state_dict().items()},
         "optimizer": optimizer.state_dict(),
     }
     torch.save(state, path)
@@ -100,3 +103,27 @@ def test_convert_model_cli_writes_a_plain_keras_file(trained, tmp_path: Path) ->
     assert_features_match([reloaded(images, training=False)], [expected], "reloaded .keras")
     again = subprocess.run(command, capture_output=True, text=True)
     assert again.returncode == 2 and "exists" in again.stderr
+
+
+@pytest.mark.parametrize("encoder", first_of_each_family(exclude=("resnet",)))
+def test_training_checkpoint_of_every_encoder_family_converts(encoder: str,
+                                                              tmp_path: Path) -> None:
+    """NASA's training checkpoint format on the first encoder of every other family, with
+    DenseNet's legacy key names where they apply (smp renames them on load; so do we)."""
+    reference = torch_reference.build_segmentation_model("Unet", encoder, classes=3, seed=12)
+    renamed = []
+
+    def legacy_names(key: str) -> str:  # torchvision's old "denselayer1.norm.1" style
+        old = re.sub(r"(denselayer\d+\.)(norm|conv)([12])\.", r"\1\2.\3.", key)
+        if old != key:
+            renamed.append(old)
+        return old
+
+    path = original_training_checkpoint(tmp_path / "model_best.pth.tar", reference, "Unet",
+                                        encoder, rename=legacy_names)
+    assert bool(renamed) == encoder.startswith("densenet")
+    model = segmentation_model_from_torch(path)
+    assert (model_info(model)["encoder"], class_names(model)) == (encoder, list(CLASS_VALUES))
+    images = random_images(64, 64)
+    expected = _softmax_channels(torch_reference.run_nhwc(reference, images)[0])
+    assert_features_match([model(images, training=False)], [expected], f"Unet/{encoder}")

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from micronet_tf import torch_reference, zoo
-from micronet_tf.encoders import encoder_spec, get_classifier, get_encoder, list_encoders
+from micronet_tf.encoders import get_classifier, get_encoder
 from micronet_tf.models import create_segmentation_model
-from tests.encoders.parity import assert_features_match, random_images
+from tests.encoders.parity import assert_features_match, first_of_each_family, random_images
 
 
 def test_source_only_entry_converts_on_the_fly(server, zoo_env, monkeypatch) -> None:
@@ -42,14 +42,7 @@ def test_source_only_entry_converts_on_the_fly(server, zoo_env, monkeypatch) -> 
                                       model.get_layer(layer).get_weights()[0])
 
 
-def _one_per_family() -> list[str]:
-    chosen: dict[str, str] = {}
-    for name in list_encoders():
-        chosen.setdefault(encoder_spec(name).family, name)
-    return list(chosen.values())
-
-
-@pytest.mark.parametrize("encoder", _one_per_family())
+@pytest.mark.parametrize("encoder", first_of_each_family())
 def test_every_family_loads_by_name(encoder, server, zoo_env, monkeypatch) -> None:
     """NASA's checkpoint for the first encoder of every family, served over HTTP with a
     ``module.`` prefix (DataParallel), converted on first use and loaded by zoo name."""
