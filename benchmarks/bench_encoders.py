@@ -1,6 +1,7 @@
 """Encoder forward throughput: micronet-tf (Keras on TensorFlow) against smp (PyTorch), one run.
 
-    python benchmarks/bench_encoders.py [--encoders resnet50 resnext50_32x4d] [--threads 2]
+    python benchmarks/bench_encoders.py [--encoders resnet50 densenet121 ...] [--threads 2]
+    python benchmarks/bench_encoders.py --all --batches 1   # every registered encoder
 
 Both frameworks get the same thread count, the same weights (converted) and the same inputs.
 Each timing is the median of --repeats calls after --warmup calls. ratio = Keras / PyTorch
@@ -18,18 +19,23 @@ import torch
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from _timing import median_seconds, same_threads  # noqa: E402
 
 from micronet_tf import torch_reference  # noqa: E402
 from micronet_tf.convert import load_torch_weights  # noqa: E402
-from micronet_tf.encoders import get_encoder  # noqa: E402
+from micronet_tf.encoders import get_encoder, list_encoders  # noqa: E402
+
+# One or two per family: the README's table.
+DEFAULT_ENCODERS = ["resnet50", "resnext50_32x4d", "densenet121", "mobilenet_v2", "vgg16_bn"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--encoders", nargs="+", default=["resnet50", "resnext50_32x4d"])
+    parser.add_argument("--encoders", nargs="+", default=DEFAULT_ENCODERS)
+    parser.add_argument("--all", action="store_true", help="every registered encoder")
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 4])
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--threads", type=int, default=2)
@@ -39,7 +45,7 @@ def main() -> None:
     same_threads(args.threads)
 
     rows = []
-    for name in args.encoders:
+    for name in list_encoders() if args.all else args.encoders:
         reference = torch_reference.build_encoder(name)
         model = get_encoder(name)
         load_torch_weights(model, reference.state_dict())
@@ -62,6 +68,8 @@ def main() -> None:
             t_keras = median_seconds(run_keras, args.warmup, args.repeats)
             rows.append((name, f"{batch}x{args.size}x{args.size}", t_torch, t_keras))
             print(f"  measured {name} batch {batch}", flush=True)
+        del reference, model, forward
+        keras.utils.clear_session(free_memory=True)  # --all: one encoder in memory at a time
 
     print(f"\nEncoder forward, {args.threads} threads, median of {args.repeats} "
           f"(torch {torch.__version__}, tensorflow {tf.__version__})")

@@ -47,6 +47,26 @@ def test_convert_reports_a_wrong_encoder(tmp_path: Path) -> None:
     assert not (tmp_path / "x.weights.h5").exists()
 
 
+def test_encoder_options_on_the_command_line(tmp_path: Path) -> None:
+    """``--encoder-option KEY=VALUE`` reaches the encoder; ``list`` shows the options; a bad
+    value or a malformed pair is a one-line error."""
+    listing = run_cli("list")
+    assert "efficientnet-b2" in listing.stdout and "padding=micronet|smp" in listing.stdout
+    checkpoint = tmp_path / "b0.pth"
+    torch.save(torch_reference.build_encoder("efficientnet-b0", padding="smp").state_dict(),
+               checkpoint)
+    out = tmp_path / "b0.weights.h5"
+    ok = run_cli("convert", str(checkpoint), "--encoder", "efficientnet-b0", "--out", str(out),
+                 "--encoder-option", "padding=smp")
+    assert ok.returncode == 0, ok.stderr
+    bad = run_cli("convert", str(checkpoint), "--encoder", "efficientnet-b0", "--out",
+                  str(tmp_path / "c.weights.h5"), "--encoder-option", "padding=tf")
+    assert bad.returncode == 2 and "padding='tf'; expected one of" in bad.stderr
+    malformed = run_cli("convert", str(checkpoint), "--encoder", "efficientnet-b0", "--out",
+                        str(tmp_path / "d.weights.h5"), "--encoder-option", "padding")
+    assert malformed.returncode == 2 and "expected KEY=VALUE" in malformed.stderr
+
+
 def test_encoder_demo(tmp_path: Path, benchmark_data: Path) -> None:
     """Convert, run on a micrograph, compare with PyTorch: on the smallest encoder."""
     result = run_cli("encoder-demo", "--encoder", "resnet18", "--out", str(tmp_path / "report"))

@@ -54,12 +54,19 @@ def _relative_diff(ours, reference) -> float:
 
 
 def _torch_features(entry: ZooEntry, source: Path, images: np.ndarray) -> list[np.ndarray]:
+    """The PyTorch encoder's features with NASA's weights: legacy keys renamed and head tensors
+    the reference module has no place for dropped, as the Keras side does."""
     import torch
 
-    from micronet_tf.convert import read_torch_checkpoint
+    from micronet_tf.convert import read_torch_checkpoint, rename_keys
+    from micronet_tf.encoders import encoder_spec
 
-    state = read_torch_checkpoint(source).state_dict
+    spec = encoder_spec(entry.encoder)
+    state = rename_keys(read_torch_checkpoint(source).state_dict, spec.key_renames)
     encoder = torch_reference.build_encoder(entry.encoder, randomize_bn=False)
+    known = set(encoder.state_dict())
+    head = tuple(f"{prefix}." for prefix in spec.encoder_ignored_prefixes)
+    state = {k: v for k, v in state.items() if k in known or not k.startswith(head)}
     encoder.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in state.items()})
     return torch_reference.run_nhwc(encoder, images)
 

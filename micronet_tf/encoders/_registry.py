@@ -60,7 +60,9 @@ class EncoderSpec:
     # passed to ``build`` as keyword arguments. They may change what is computed (e.g. a
     # padding convention), never layer names or weight shapes, so any checkpoint fits.
     options: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
-    input_rule: str = "any height and width (stride-2 steps round up)"
+    # How the family's feature-map sizes follow the input's (README table); segmentation
+    # models add their own rule (multiples of 32 for most).
+    input_rule: str = "stride-2 steps round up"
     smp_name: str = ""  # the segmentation_models_pytorch encoder name, when it differs
 
     @property

@@ -95,8 +95,7 @@ def _register(name: str, num_init_features: int, growth_rate: int,
             head_output="classifier",
             key_renames=_LEGACY_KEYS,
             dilatable=False,
-            input_rule="height and width of at least 32; each 2x2 average pool drops an odd "
-            "last row / column (floor), so use multiples of 32",
+            input_rule="its 2x2 average pools round odd sizes down",
         )
     )
 

@@ -143,7 +143,7 @@ def _register(name: str, *, small: bool, num_init_features: int, k_r: int, group
             classifier_head=dpn_head,
             head_prefixes=("last_linear",),
             head_output="last_linear",
-            input_rule="any height and width (every stride-2 step rounds up)",
+            input_rule="stride-2 steps round up",
         )
     )
 

@@ -106,6 +106,6 @@ register_encoder(
         classifier_head=mobilenet_v2_head,
         head_prefixes=("classifier",),
         head_output="classifier.1",
-        input_rule="any height and width of at least 32 (strides round up)",
+        input_rule="stride-2 steps round up",
     )
 )

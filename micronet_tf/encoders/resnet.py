@@ -106,7 +106,7 @@ def _register(name: str, block: str, layers_per_stage: tuple[int, ...], **params
             classifier_head=average_linear_head("fc"),
             head_prefixes=("fc",),
             head_output="fc",
-            input_rule="any height and width of at least 32 (strides round up)",
+            input_rule="stride-2 steps round up",
         )
     )
 

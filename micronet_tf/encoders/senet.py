@@ -167,8 +167,8 @@ def _register(name: str, block: str, layers_per_stage: tuple[int, int, int, int]
             classifier_head=senet_head(dropout_p),
             head_prefixes=("last_linear",),
             head_output="last_linear",
-            input_rule="any height and width of at least 32 (strides round up, except the "
-            "stem's ceil-mode pool: floor(h / 2))",
+            input_rule="stride-2 steps round up, but the stem's ceil-mode pool rounds "
+            "down (33 -> 16)",
         )
     )
 

@@ -79,8 +79,7 @@ def _register(name: str, config: str, with_batch_norm: bool) -> None:
             first_output_is_input=False,
             dilatable=False,
             unet_center=True,
-            input_rule="height and width of at least 32; each 2x2 max pool drops an odd last "
-            "row / column (floor), so use multiples of 32",
+            input_rule="its 2x2 max pools round odd sizes down",
         )
     )
 

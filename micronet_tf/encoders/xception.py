@@ -116,7 +116,6 @@ register_encoder(
         # factory renames it `last_linear`. NASA's files may carry either: both are accepted.
         key_renames=((r"^fc\.", "last_linear."),),
         dilatable=False,
-        input_rule="any height and width (each stride-2 step rounds up: ceil(H / 2^k)); the "
-        "classifier (unpadded stem) needs at least 7",
+        input_rule="stride-2 steps round up",
     )
 )

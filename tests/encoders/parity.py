@@ -4,7 +4,7 @@ statistics and conv biases), convert its state dict with our converter, compare 
 Each encoder family's test module subclasses ``EncoderFamilyParity`` and sets ``FAMILY`` and
 ``FULL``. Every registered variant of the family then gets one parity check at a small size
 (all of its state dict consumed); the ``FULL`` variants (one representative plus the family's
-largest) also get two sizes, depths 3 and 4, dilation (or its refusal, as in smp), classifier
+largest) also get more sizes, depths 3 and 4, dilation (or its refusal, as in smp), classifier
 logits against the original classification network, and a ``.keras`` round trip.
 ``test_registry_coverage.py`` fails when a registered family has no such class.
 """
@@ -24,7 +24,6 @@ from micronet_tf.encoders import encoder_spec, get_classifier, get_encoder, list
 # Max abs difference allowed, relative to the reference map's scale max(1, max|ref|), float32.
 # Round-off grows with depth; measured worst case over all families ~3e-6.
 RELATIVE_TOLERANCE = 2e-5
-INPUT_SIZES = ((64, 64), (96, 160))
 
 
 def random_images(height: int, width: int, batch: int = 2, seed: int = 0) -> np.ndarray:
@@ -48,13 +47,31 @@ def assert_features_match(keras_outputs, torch_outputs, context: str) -> float:
     return worst
 
 
-def assert_fully_consumed(report: ConversionReport, context: str) -> None:
-    """Every checkpoint tensor assigned (only BatchNorm batch counters ignored), every Keras
-    weight set from the checkpoint."""
-    ignored = [k for k in report.ignored if not k.endswith(".num_batches_tracked")]
+def assert_fully_consumed(report: ConversionReport, context: str,
+                          unused: tuple[str, ...] = ()) -> None:
+    """Every checkpoint tensor assigned (but BatchNorm batch counters and tensors under the
+    ``unused`` module paths), every Keras weight set from the checkpoint."""
+    ignored = [k for k in report.ignored if not k.endswith(".num_batches_tracked")
+               and not any(k.startswith(f"{prefix}.") for prefix in unused)]
     assert report.assigned and not ignored and not report.not_in_checkpoint, (
         f"{context}: ignored {ignored[:5]}, not in checkpoint {report.not_in_checkpoint[:5]}"
     )
+
+
+def assert_parity_catches(name: str, traps: dict, images: np.ndarray) -> list[np.ndarray]:
+    """Each trap, applied to smp's encoder ``name`` (same random weights), makes the parity
+    check fail (or the network itself, when branches no longer line up); returns smp's
+    outputs."""
+    expected = torch_reference.run_nhwc(torch_reference.build_encoder(name, seed=6), images)
+    control = torch_reference.run_nhwc(torch_reference.build_encoder(name, seed=6), images)
+    assert_features_match(control, expected, f"{name} rebuilt")  # no trap: no failure
+    for trap, apply in traps.items():
+        wrong = torch_reference.build_encoder(name, seed=6)  # faster than a deep copy
+        apply(wrong)
+        with pytest.raises((AssertionError, RuntimeError),
+                           match="exceeds|vs|Sizes of tensors must match"):
+            assert_features_match(torch_reference.run_nhwc(wrong, images), expected, trap)
+    return expected
 
 
 def family_variants(family: str) -> list[str]:
@@ -76,7 +93,7 @@ class EncoderFamilyParity:
     FAMILY: str = ""
     FULL: tuple[str, ...] = ()  # one representative and the family's largest variant
     VARIANT_SIZE: tuple[int, int] = (64, 64)  # every variant is checked at this size
-    SIZES: tuple[tuple[int, int], ...] = INPUT_SIZES  # the FULL variants at these
+    SIZES: tuple[tuple[int, int], ...] = ((96, 160),)  # the FULL variants at these too
     DILATED_SIZE: tuple[int, int] = (64, 96)
     CLASSIFIER_SIZE: tuple[int, int] = (64, 96)
     # Build options of ours (get_encoder / get_classifier) and the matching reference's
@@ -91,25 +108,27 @@ class EncoderFamilyParity:
     def encoder(self, name: str, **kwargs) -> keras.Model:
         return get_encoder(name, **kwargs, **self.ENCODER_OPTIONS)
 
+    @staticmethod
+    def load(model: keras.Model, reference, name: str) -> ConversionReport:
+        """As ``get_encoder`` loads a checkpoint: the spec's head (and, say, EfficientNet's
+        unused ``_conv_head``, which smp keeps in its encoder) is not the encoder's."""
+        return load_torch_weights(model, reference.state_dict(),
+                                  ignore_prefixes=encoder_spec(name).encoder_ignored_prefixes)
+
     def test_variant_matches_pytorch(self, variant: str) -> None:
+        """Every variant at VARIANT_SIZE, the FULL ones at SIZES too; every tensor of smp's
+        state dict used (but the head the spec names)."""
         reference = self.reference(variant, seed=1)
         model = self.encoder(variant)
-        assert_fully_consumed(load_torch_weights(model, reference.state_dict()), variant)
+        assert_fully_consumed(self.load(model, reference, variant), variant,
+                              encoder_spec(variant).encoder_ignored_prefixes)
         assert [o.shape[-1] for o in model.outputs] == list(encoder_spec(variant).out_channels)
-        images = random_images(*self.VARIANT_SIZE)
-        assert_features_match(model(images, training=False),
-                              torch_reference.run_nhwc(reference, images),
-                              f"{variant} at {self.VARIANT_SIZE}")
-
-    def test_features_match_pytorch_at_several_sizes(self, name: str) -> None:
-        reference = self.reference(name, seed=2)
-        model = self.encoder(name)
-        load_torch_weights(model, reference.state_dict())
-        for height, width in self.SIZES:
+        sizes = (self.VARIANT_SIZE, *(self.SIZES if variant in self.FULL else ()))
+        for height, width in sizes:
             images = random_images(height, width)
             assert_features_match(model(images, training=False),
                                   torch_reference.run_nhwc(reference, images),
-                                  f"{name} at {height}x{width}")
+                                  f"{variant} at {height}x{width}")
 
     @pytest.mark.parametrize("depth", [3, 4])
     def test_shallow_encoder_matches_pytorch(self, name: str, depth: int, tmp_path: Path) -> None:
@@ -135,7 +154,7 @@ class EncoderFamilyParity:
             return
         reference = self.reference(name, output_stride=output_stride, seed=4)
         model = self.encoder(name, output_stride=output_stride)
-        load_torch_weights(model, reference.state_dict())
+        self.load(model, reference, name)
         height, width = self.DILATED_SIZE
         images = random_images(height, width)
         outputs = model(images, training=False)

@@ -25,7 +25,7 @@ class TestDPNParity(EncoderFamilyParity):
     # dpn68b (small stem, CatBnAct + c1x1_c1 / c1x1_c2) and the largest, dpn107 (7x7 stem,
     # split c1x1_c): both block kinds through every FULL check; dpn68 is checked per variant.
     FULL = ("dpn68b", "dpn107")
-    SIZES = ((64, 64), (65, 97))  # odd sizes: stride-2 1x1 projections and 3x3 convs round up
+    SIZES = ((96, 160), (65, 97))  # odd sizes: stride-2 1x1 projections and 3x3 convs round up
     DILATED_SIZE = (65, 96)
 
 

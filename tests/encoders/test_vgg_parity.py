@@ -6,4 +6,4 @@ from tests.encoders.parity import EncoderFamilyParity
 class TestVGGParity(EncoderFamilyParity):
     FAMILY = "vgg"
     FULL = ("vgg11", "vgg16_bn")  # without BatchNorm, largest
-    SIZES = ((64, 64), (65, 97))  # odd sizes: floor max pools
+    SIZES = ((96, 160), (65, 97))  # odd sizes: floor max pools
