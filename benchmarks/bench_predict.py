@@ -131,6 +131,7 @@ def prepare(work: Path) -> None:
     from micronet_tf import torch_reference  # noqa: I001  (torchvision before TensorFlow)
     import numpy as np
 
+    from micronet_tf.export import export_onnx
     from micronet_tf.models import create_segmentation_model, load_torch_weights
 
     reference = torch_reference.build_segmentation_model("Unet", "resnet50", seed=0)
@@ -138,7 +139,7 @@ def prepare(work: Path) -> None:
     load_torch_weights(model, reference.state_dict())
     model(np.zeros((1, 64, 64, 3), np.float32))
     model.save(work / "unet.keras")
-    model.export(work / "unet.onnx", format="onnx", verbose=False)
+    export_onnx(model, work / "unet.onnx")
 
 
 def main() -> None:

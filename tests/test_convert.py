@@ -115,7 +115,7 @@ def test_unsafe_pickle_is_refused(tmp_path: Path, capfd) -> None:
     assert "pwned" not in capfd.readouterr().out
 
 
-def test_classifier_head_loads_or_warns(state) -> None:
+def test_classifier_head_loads_or_warns(state, saved: Path) -> None:
     head = _head(10)
     model = get_classifier(ENCODER, classes=10)
     report = load_torch_weights(model, {**state, **head}, optional_prefixes=("fc",))
@@ -123,28 +123,22 @@ def test_classifier_head_loads_or_warns(state) -> None:
     kernel = keras.ops.convert_to_numpy(model.get_layer("fc").kernel)
     np.testing.assert_allclose(kernel, head["fc.weight"].numpy().T)
     with pytest.warns(UserWarning, match="fc.weight"):
-        get_classifier(ENCODER, classes=10, weights=_saved(state))
+        get_classifier(ENCODER, classes=10, weights=saved)
     with pytest.raises(ConversionError, match="fc.weight: checkpoint \\(54, 512\\)"):
         load_torch_weights(get_classifier(ENCODER, classes=10), {**state, **_head(54)})
 
 
-_SAVED: dict[str, Path] = {}
+@pytest.fixture(scope="module")
+def saved(state, tmp_path_factory) -> Path:
+    """The module's encoder state saved once in NASA's format (removed with pytest's temp dirs)."""
+    path = tmp_path_factory.mktemp("nasa") / "encoder.pth.tar"
+    torch.save(state, path)
+    return path
 
 
-def _saved(state) -> Path:
-    """The module's encoder state saved once in NASA's format."""
-    import tempfile
-
-    if "path" not in _SAVED:
-        path = Path(tempfile.mkdtemp()) / "encoder.pth.tar"
-        torch.save(state, path)
-        _SAVED["path"] = path
-    return _SAVED["path"]
-
-
-def test_convert_checkpoint_writes_keras_weights(tmp_path: Path, reference, state) -> None:
+def test_convert_checkpoint_writes_keras_weights(tmp_path: Path, reference, saved: Path) -> None:
     out = tmp_path / "resnet18.weights.h5"
-    convert_checkpoint(_saved(state), ENCODER, out)
+    convert_checkpoint(saved, ENCODER, out)
     images = random_images(64, 96)
     model = get_encoder(ENCODER, weights=out)
     assert_features_match(
@@ -153,14 +147,14 @@ def test_convert_checkpoint_writes_keras_weights(tmp_path: Path, reference, stat
     assert [p.name for p in tmp_path.iterdir()] == ["resnet18.weights.h5"]  # no temp files left
     stamp = out.stat().st_mtime_ns
     with pytest.raises(FileExistsError, match="exists"):
-        convert_checkpoint(_saved(state), ENCODER, out)
+        convert_checkpoint(saved, ENCODER, out)
     assert out.stat().st_mtime_ns == stamp
 
 
-def test_failed_conversion_leaves_no_output(tmp_path: Path, state) -> None:
+def test_failed_conversion_leaves_no_output(tmp_path: Path, saved: Path) -> None:
     out = tmp_path / "wrong.weights.h5"
     with pytest.raises(ConversionError):
-        convert_checkpoint(_saved(state), "resnet50", out)
+        convert_checkpoint(saved, "resnet50", out)
     assert list(tmp_path.iterdir()) == []
 
 

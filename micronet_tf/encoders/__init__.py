@@ -95,8 +95,8 @@ def _check_dilatable(spec: EncoderSpec, output_stride: int) -> dict[int, int]:
         raise ValueError(
             f"encoder {spec.name!r} cannot be dilated (output_stride={output_stride}): smp "
             f"refuses to dilate {spec.family} encoders, whose downsampling includes pooling. "
-            "DeepLabV3, DeepLabV3Plus and PAN need a dilated encoder; these can be: "
-            f"{', '.join(dilatable_encoders())}"
+            "DeepLabV3, DeepLabV3Plus and PAN (unless encoder_output_stride=32) need a dilated "
+            f"encoder; these can be: {', '.join(dilatable_encoders())}"
         )
     return dilations
 
