@@ -13,8 +13,10 @@ from pathlib import Path
 # Expected, user-facing failures: printed as one line, exit code 2, no traceback.
 def _user_errors() -> tuple[type[BaseException], ...]:
     from micronet_tf._download import DownloadError
+    from micronet_tf.training.checkpoints import RunFinishedError
 
-    return (ValueError, FileNotFoundError, FileExistsError, ImportError, DownloadError)
+    return (ValueError, FileNotFoundError, FileExistsError, ImportError, DownloadError,
+            RunFinishedError)
 
 
 def _quiet_tensorflow() -> None:
@@ -74,13 +76,17 @@ def _weights_argument(value: str | None):
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from micronet_tf.training.runs import train_on_benchmark
+    from micronet_tf.training.runs import check_training_arguments, train_on_benchmark
 
+    check_training_arguments(epochs=args.epochs, batch_size=args.batch_size, crop=args.crop,
+                             patience=args.patience, repeats=args.repeats, initial_lr=args.lr,
+                             checkpoint_every=args.checkpoint_every, cli=True)
     result = train_on_benchmark(
         args.dataset, args.architecture, args.encoder, out_dir=args.out,
         encoder_weights=_weights_argument(args.encoder_weights), patience=args.patience,
         epochs=args.epochs, batch_size=args.batch_size, crop=args.crop, strategy=args.strategy,
         seed=args.seed, repeats=args.repeats, initial_lr=args.lr,
+        checkpoint_every=args.checkpoint_every, force=args.force,
     )
     print(f"best validation IoU {result.best_iou:.4f} at epoch {result.best_epoch + 1}; "
           f"model: {result.best_model}")
@@ -97,8 +103,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
-    from micronet_tf.training.runs import run_demo
+    from micronet_tf.training.runs import check_training_arguments, run_demo
 
+    check_training_arguments(epochs=args.epochs, crop=args.crop, cli=True)
     run_demo(args.out, dataset=args.dataset, architecture=args.architecture,
              encoder=args.encoder, encoder_weights=_weights_argument(args.encoder_weights),
              epochs=args.epochs, crop=args.crop)
@@ -250,6 +257,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--strategy", default="auto",
                        choices=["auto", "mirrored", "multiworker", "one_device"])
     train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--checkpoint-every", default="5min", metavar="N|Mmin",
+                       help="epochs (5) or minutes (10min) between resumable checkpoints "
+                       "(default 5min; one is also written at the end)")
+    train.add_argument("--force", action="store_true",
+                       help="replace the run in --out (a different or finished one)")
     train.set_defaults(func=_cmd_train)
 
     evaluate = commands.add_parser(

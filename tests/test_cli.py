@@ -76,3 +76,21 @@ def test_encoder_demo(tmp_path: Path, benchmark_data: Path) -> None:
     assert all(f["max_abs_diff"] <= 2e-5 * max(1.0, f["max_abs_torch"]) for f in report["features"])
     png = (tmp_path / "report" / "features.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 10_000
+
+
+def test_bad_training_numbers_fail_before_any_data_or_folder(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    base = ("train", "--dataset", "micronet_segmentation/super3", "--out", str(out))
+    for flags, expected in ((("--crop", "100"), "--crop 100: expected a multiple of 32"),
+                            (("--crop", "0"), "--crop 0: expected a positive number"),
+                            (("--epochs", "0"), "--epochs 0: expected a positive number"),
+                            (("--epochs", "-1"), "--epochs -1: expected a positive number"),
+                            (("--lr", "0"), "--lr 0.0: expected a positive number"),
+                            (("--batch-size", "0"), "--batch-size 0: expected a positive"),
+                            (("--checkpoint-every", "soon"), "--checkpoint-every 'soon'")):
+        result = run_cli(*base, *flags)
+        assert result.returncode == 2 and expected in result.stderr, (flags, result.stderr)
+        assert "Traceback" not in result.stderr
+        assert not out.exists()
+    demo = run_cli("demo", "--epochs", "0", "--out", str(out))
+    assert demo.returncode == 2 and "--epochs 0" in demo.stderr and not out.exists()

@@ -1,12 +1,14 @@
 """Training with the paper's recipe: loss, IoU metrics, two-stage schedule, distribution."""
 
-from micronet_tf.training.callbacks import AtomicCheckpoints, TwoStageSchedule
+from micronet_tf.training.callbacks import TwoStageSchedule
+from micronet_tf.training.checkpoints import RunCheckpoint, RunFinishedError
 from micronet_tf.training.losses import DiceBCELoss
 from micronet_tf.training.metrics import SegmentationIoU, iou_metrics
 
 __all__ = [
-    "AtomicCheckpoints",
     "DiceBCELoss",
+    "RunCheckpoint",
+    "RunFinishedError",
     "SegmentationIoU",
     "TrainingResult",
     "TwoStageSchedule",

@@ -1,20 +1,14 @@
-"""Callbacks of the paper's recipe: the two-stage learning-rate schedule, crash-safe checkpoints."""
+"""The paper's two-stage learning-rate schedule (checkpoints: :mod:`.checkpoints`)."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
 
 import keras
 
-from micronet_tf._files import atomic_output_path
-
-STATE_FILE = "schedule_state.json"
-BEST_WEIGHTS = "best.weights.h5"
-BEST_MODEL = "best.keras"
-LAST_MODEL = "last.keras"
+from micronet_tf.training.checkpoints import BEST_WEIGHTS, load_model_weights
 
 
 class TwoStageSchedule(keras.callbacks.Callback):
@@ -23,13 +17,15 @@ class TwoStageSchedule(keras.callbacks.Callback):
     without improvement; then stop, with the best weights restored (the paper: Adam 2e-4, then
     1e-5, patience 30, on validation IoU).
 
-    With ``out_dir`` its state (stage, best value, epochs waited) and the best weights are kept
-    on disk, so a run resumed after a crash continues the same schedule.
+    ``get_state`` / ``set_state`` carry its state (stage, best value, epochs waited) through
+    :class:`~micronet_tf.training.checkpoints.RunCheckpoint`; after a resume the best weights
+    come from ``out_dir/best.weights.h5``. ``restore_on_end=False`` leaves restoring the best
+    weights at the end to the caller (``RunCheckpoint`` saves the last model first).
     """
 
     def __init__(self, patience: int = 30, initial_lr: float = 2e-4, final_lr: float = 1e-5,
                  monitor: str = "val_iou", mode: str = "max",
-                 out_dir: str | os.PathLike | None = None) -> None:
+                 out_dir: str | os.PathLike | None = None, restore_on_end: bool = True) -> None:
         super().__init__()
         if patience < 1:
             raise ValueError(f"patience must be >= 1, got {patience!r}")
@@ -40,19 +36,19 @@ class TwoStageSchedule(keras.callbacks.Callback):
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.stage, self.wait, self.best, self.best_epoch = 1, 0, None, None
         self._best_weights = None
+        self.restore_on_end = restore_on_end
 
     # -- state ----------------------------------------------------------------------------
-    def _state_path(self) -> Path | None:
-        return self.out_dir / STATE_FILE if self.out_dir is not None else None
+    def get_state(self) -> dict:
+        return {"stage": self.stage, "wait": self.wait, "best": self.best,
+                "best_epoch": self.best_epoch}
 
-    def _save_state(self) -> None:
-        path = self._state_path()
-        if path is None:
-            return
-        state = {"stage": self.stage, "wait": self.wait, "best": self.best,
-                 "best_epoch": self.best_epoch}
-        with atomic_output_path(path) as temporary:
-            temporary.write_text(json.dumps(state))
+    def set_state(self, state: dict) -> None:
+        self.stage, self.wait = state["stage"], state["wait"]
+        self.best, self.best_epoch = state["best"], state["best_epoch"]
+        self._best_weights = None  # from best.weights.h5, which the checkpoint restored
+        if self.model is not None:
+            self._set_lr()
 
     def _improved(self, value: float) -> bool:
         if self.best is None:
@@ -68,15 +64,10 @@ class TwoStageSchedule(keras.callbacks.Callback):
         if self._best_weights is not None:
             self.model.set_weights(self._best_weights)
         elif self.out_dir is not None and (self.out_dir / BEST_WEIGHTS).is_file():
-            self.model.load_weights(self.out_dir / BEST_WEIGHTS)
+            load_model_weights(self.model, self.out_dir / BEST_WEIGHTS)
 
     # -- Keras hooks ----------------------------------------------------------------------
     def on_train_begin(self, logs=None) -> None:
-        path = self._state_path()
-        if path is not None and path.is_file():
-            state = json.loads(path.read_text())
-            self.stage, self.wait = state["stage"], state["wait"]
-            self.best, self.best_epoch = state["best"], state["best_epoch"]
         self._set_lr()
 
     def on_epoch_end(self, epoch: int, logs=None) -> None:
@@ -92,9 +83,6 @@ class TwoStageSchedule(keras.callbacks.Callback):
         if self._improved(float(value)):
             self.best, self.best_epoch, self.wait = float(value), epoch, 0
             self._best_weights = self.model.get_weights()
-            if self.out_dir is not None:
-                with atomic_output_path(self.out_dir / BEST_WEIGHTS) as temporary:
-                    self.model.save_weights(temporary)
         else:
             self.wait += 1
             if self.wait >= self.patience:
@@ -104,35 +92,7 @@ class TwoStageSchedule(keras.callbacks.Callback):
                     self._set_lr()
                 else:
                     self.model.stop_training = True
-        self._save_state()
 
     def on_train_end(self, logs=None) -> None:
-        self._restore_best()
-
-
-class AtomicCheckpoints(keras.callbacks.Callback):
-    """After every epoch write ``last.keras``, and ``best.keras`` when ``monitor`` improved;
-    each through a temporary file, so a kill never leaves a broken or half-written model."""
-
-    def __init__(self, out_dir: str | os.PathLike, monitor: str = "val_iou",
-                 mode: str = "max") -> None:
-        super().__init__()
-        self.out_dir, self.monitor, self.mode = Path(out_dir), monitor, mode
-        self.best = None
-
-    def on_train_begin(self, logs=None) -> None:
-        state = self.out_dir / STATE_FILE
-        if self.best is None and state.is_file():
-            self.best = json.loads(state.read_text()).get("best")
-
-    def on_epoch_end(self, epoch: int, logs=None) -> None:
-        value = (logs or {}).get(self.monitor)
-        with atomic_output_path(self.out_dir / LAST_MODEL) as temporary:
-            self.model.save(temporary)
-        better = value is not None and (
-            self.best is None or (value > self.best if self.mode == "max" else value < self.best)
-        )
-        if better:
-            self.best = float(value)
-            with atomic_output_path(self.out_dir / BEST_MODEL) as temporary:
-                self.model.save(temporary)
+        if self.restore_on_end:
+            self._restore_best()

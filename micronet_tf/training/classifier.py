@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from micronet_tf._files import atomic_output_path
-from micronet_tf.training.callbacks import (
+from micronet_tf.training.checkpoints import (
     BEST_MODEL,
     LAST_MODEL,
-    STATE_FILE,
-    AtomicCheckpoints,
+    LOG_FILE,
+    RunCheckpoint,
+    check_resumable,
 )
 from micronet_tf.training.distribute import get_strategy
-from micronet_tf.training.train import BACKUP_DIR, LOG_FILE
 
 ENCODER_WEIGHTS = "encoder.weights.h5"
-BEST_ARRAYS = "best_weights.npz"  # early stopping's best weights, for resuming
 MONITOR = "val_top1"
 WEIGHT_DECAY_MODES = ("pytorch", "decoupled")
 
@@ -41,6 +38,7 @@ class ClassifierResult:
     best_epoch: int | None
     epochs_run: int
     history: dict
+    resumed_from: int | None = None  # epochs done before this call (None: a fresh run)
 
 
 def step_decay(initial_lr: float = 0.1, every: int = 30,
@@ -59,52 +57,24 @@ def couple_weight_decay(model: keras.Model, weight_decay: float) -> None:
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-    """Early stopping with the best weights restored, whose state (best value and epoch, epochs
-    waited, best weights) is kept in ``out_dir``, so a run resumed after a kill neither forgets
-    its best epoch nor lets :class:`AtomicCheckpoints` replace ``best.keras`` with a worse one.
+    """Early stopping whose state (best value and epoch, epochs waited) travels through
+    :class:`~micronet_tf.training.checkpoints.RunCheckpoint`, which also keeps and restores the
+    best weights (so ``restore_best_weights`` stays off here)."""
 
-    The state is read back only while ``backup_dir`` (BackupAndRestore's, present until a run
-    ends) exists; otherwise a finished run's state is removed and training starts afresh.
-    Place it before :class:`AtomicCheckpoints`, which reads the same state file."""
-
-    def __init__(self, out_dir: str | os.PathLike, monitor: str = MONITOR, mode: str = "max",
-                 patience: int = 30, backup_dir: str | os.PathLike | None = None) -> None:
+    def __init__(self, monitor: str = MONITOR, mode: str = "max", patience: int = 30) -> None:
         if patience < 1:
             raise ValueError(f"patience must be >= 1, got {patience!r}")
-        super().__init__(monitor=monitor, mode=mode, patience=patience,
-                         restore_best_weights=True)
-        self.out_dir = Path(out_dir)
-        self.backup_dir = Path(backup_dir) if backup_dir is not None else None
+        super().__init__(monitor=monitor, mode=mode, patience=patience)
 
-    def on_train_begin(self, logs=None) -> None:
-        super().on_train_begin(logs)
-        state, weights = self.out_dir / STATE_FILE, self.out_dir / BEST_ARRAYS
-        if self.backup_dir is None or not self.backup_dir.is_dir():
-            state.unlink(missing_ok=True)
-            weights.unlink(missing_ok=True)
-        elif state.is_file() and weights.is_file():
-            saved = json.loads(state.read_text())
-            self.best, self.best_epoch = saved["best"], saved["best_epoch"]
-            self.wait = saved["wait"]
-            with np.load(weights) as arrays:
-                self.best_weights = [arrays[f"arr_{i}"] for i in range(len(arrays.files))]
+    def get_state(self) -> dict:
+        best = None if self.best is None or abs(self.best) == float("inf") else float(self.best)
+        return {"best": best, "best_epoch": self.best_epoch, "wait": self.wait}
 
-    def on_epoch_end(self, epoch: int, logs=None) -> None:
-        super().on_epoch_end(epoch, logs)
-        if self.best is None:
-            return
-        if self.best_epoch == epoch:
-            # The model's arrays only: loading a .weights.h5 would also touch the optimizer.
-            with atomic_output_path(self.out_dir / BEST_ARRAYS) as temporary:
-                np.savez(temporary, *self.best_weights)
-        state = {"best": float(self.best), "best_epoch": self.best_epoch, "wait": self.wait}
-        with atomic_output_path(self.out_dir / STATE_FILE) as temporary:
-            temporary.write_text(json.dumps(state))
-
-
-    def on_train_end(self, logs=None) -> None:
-        super().on_train_end(logs)  # restores the best weights
-        (self.out_dir / BEST_ARRAYS).unlink(missing_ok=True)  # only a killed run needs them
+    def set_state(self, state: dict) -> None:
+        """Called by RunCheckpoint's on_train_begin, after this callback's own (place it first)."""
+        if state["best"] is not None:
+            self.best, self.best_epoch = state["best"], state["best_epoch"]
+            self.wait = state["wait"]
 
 
 def export_encoder_weights(classifier: keras.Model, encoder: str,
@@ -142,6 +112,7 @@ def train_classifier(
     strategy: str | tf.distribute.Strategy = "auto",
     seed: int | None = None,
     resume: bool = True,
+    checkpoint_every: int | str = "5min",
     tensorboard: bool = True,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str = "auto",
@@ -156,9 +127,9 @@ def train_classifier(
     ``torch.optim.SGD`` does (the logged ``loss`` then includes the L2 term; ``ce`` is the plain
     cross-entropy); ``"decoupled"`` uses Keras' SGD ``weight_decay`` (``w -= lr * wd * w``).
 
-    ``out_dir`` gets ``best.keras``, ``last.keras``, ``log.csv``, TensorBoard logs, a backup
-    (with ``resume=True`` a killed run continues where it stopped) and ``encoder.weights.h5``
-    (the best trunk) for ``get_encoder(encoder, weights=...)``.
+    ``out_dir`` is a run folder as :func:`~micronet_tf.training.train_segmentation` writes
+    it (a killed run resumes from its last checkpoint, every ``checkpoint_every``), plus
+    ``encoder.weights.h5`` (the best trunk) for ``get_encoder(encoder, weights=...)``.
     """
     from micronet_tf.encoders import get_classifier
 
@@ -167,6 +138,10 @@ def train_classifier(
                          f"got {weight_decay_mode!r}")
     if decay_every < 1:
         raise ValueError(f"decay_every must be >= 1 epoch, got {decay_every!r}")
+    if max_epochs < 1:
+        raise ValueError(f"max_epochs={max_epochs!r}: expected a positive number of epochs")
+    if resume:
+        check_resumable(out_dir, max_epochs)
     if seed is not None:
         keras.utils.set_random_seed(seed)
     out_dir = Path(out_dir)
@@ -185,22 +160,19 @@ def train_classifier(
                      keras.metrics.SparseTopKCategoricalAccuracy(k=min(5, classes), name="top5"),
                      keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="ce")],
         )
-    backup_dir = out_dir / BACKUP_DIR
-    stopper = ResumableEarlyStopping(out_dir, patience=patience,
-                                     backup_dir=backup_dir if resume else None)
+    stopper = ResumableEarlyStopping(patience=patience)
+    checkpoint = RunCheckpoint(out_dir, monitor=MONITOR, every=checkpoint_every, resume=resume,
+                               stateful=[stopper], verbose=verbose != 0)
     built_in = [
         keras.callbacks.LearningRateScheduler(step_decay(initial_lr, decay_every, decay_factor)),
         stopper,
-        AtomicCheckpoints(out_dir, monitor=MONITOR),
-        keras.callbacks.CSVLogger(str(out_dir / LOG_FILE), append=resume),
+        checkpoint,
     ]
     if tensorboard:
         built_in.append(keras.callbacks.TensorBoard(str(out_dir / "tensorboard")))
-    if resume:
-        built_in.append(keras.callbacks.BackupAndRestore(str(backup_dir)))
     history = model.fit(train_ds, validation_data=val_ds, epochs=max_epochs,
                         callbacks=built_in + list(callbacks), shuffle=False, verbose=verbose)
-    # EarlyStopping restored the best weights at the end of fit: the exported trunk is best.keras'.
+    # RunCheckpoint restored the best weights at the end of fit: the trunk is best.keras'.
     encoder_weights = export_encoder_weights(model, encoder, out_dir / ENCODER_WEIGHTS)
     best = stopper.best
     return ClassifierResult(
@@ -209,4 +181,5 @@ def train_classifier(
         best_top1=float(best) if best is not None else None,
         best_epoch=stopper.best_epoch if best is not None else None,
         epochs_run=len(history.epoch), history=dict(history.history),
+        resumed_from=checkpoint.resumed_from,
     )

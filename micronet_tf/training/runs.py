@@ -12,11 +12,88 @@ import keras
 
 from micronet_tf._files import atomic_output_path
 from micronet_tf.training.benchmark_data import benchmark_task, load_split
-from micronet_tf.training.callbacks import BEST_MODEL
+from micronet_tf.training.checkpoints import (
+    BEST_MODEL,
+    BEST_RECORD,
+    BEST_WEIGHTS,
+    CHECKPOINT_DIR,
+    LAST_MODEL,
+    LOG_FILE,
+    latest_checkpoint,
+    parse_interval,
+)
 from micronet_tf.training.evaluation import evaluate_segmentation, plot_training_curves
-from micronet_tf.training.train import LOG_FILE, TrainingResult, train_segmentation
+from micronet_tf.training.train import TrainingResult, train_segmentation
 
 RUN_CONFIG = "run.json"
+# What makes two runs the same run: training into a folder whose run.json differs in one of
+# these refuses (force=True replaces the old run).
+RUN_IDENTITY = ("dataset", "architecture", "encoder", "encoder_weights", "class_names", "crop",
+                "batch_size", "samples_per_epoch", "seed", "initial_lr", "patience")
+# Files a run writes into its folder (what force=True removes).
+RUN_FILES = (RUN_CONFIG, BEST_WEIGHTS, BEST_RECORD, BEST_MODEL, LAST_MODEL, LOG_FILE)
+RUN_FOLDERS = (CHECKPOINT_DIR, "tensorboard")
+
+
+class RunFolderError(ValueError):
+    """A run folder that holds another run."""
+
+
+_FLAGS = {"initial_lr": "--lr"}
+
+
+def check_training_arguments(*, epochs: int | None = None, batch_size: int | None = None,
+                             crop: int = 512, patience: int = 30, repeats: int = 1,
+                             initial_lr: float = 2e-4, checkpoint_every: int | str = "5min",
+                             cli: bool = False) -> None:
+    """Reject bad numbers before any data is built or folder made; ``cli`` names the flags."""
+    def name(argument: str) -> str:
+        return _FLAGS.get(argument, "--" + argument.replace("_", "-")) if cli else argument
+
+    values = dict(epochs=epochs, batch_size=batch_size, crop=crop, patience=patience,
+                  repeats=repeats, initial_lr=initial_lr)
+    for argument, value in values.items():
+        if value is not None and (isinstance(value, bool) or value <= 0):
+            raise ValueError(f"{name(argument)} {value!r}: expected a positive number")
+    if crop % 32:
+        raise ValueError(f"{name('crop')} {crop}: expected a multiple of 32 (the encoders' "
+                         f"output stride), e.g. {max(32, crop // 32 * 32)} or "
+                         f"{crop // 32 * 32 + 32}")
+    try:
+        parse_interval(checkpoint_every)
+    except ValueError as error:
+        raise ValueError(str(error).replace("checkpoint_every=", name("checkpoint_every") + " ")
+                         ) from None
+
+
+def _clear_run(out_dir: Path) -> None:
+    import shutil
+
+    for name in RUN_FILES:
+        (out_dir / name).unlink(missing_ok=True)
+    for name in RUN_FOLDERS:
+        shutil.rmtree(out_dir / name, ignore_errors=True)
+
+
+def prepare_run_folder(out_dir: Path, config: dict, *, force: bool = False) -> None:
+    """Refuse a folder that holds a different run (name the differences); ``force`` clears it."""
+    record = out_dir / RUN_CONFIG
+    if force:
+        _clear_run(out_dir)
+        return
+    if not record.is_file():
+        return
+    try:
+        previous = json.loads(record.read_text())
+    except ValueError as error:
+        raise RunFolderError(f"{record}: unreadable ({error}); pass --force to replace the "
+                             "run in this folder, or a new --out") from None
+    differences = [f"{key}: {previous.get(key)!r} there, {config.get(key)!r} now"
+                   for key in RUN_IDENTITY if previous.get(key) != config.get(key)]
+    if differences:
+        raise RunFolderError(
+            f"run folder {out_dir} holds a different run ({'; '.join(differences)}). Pass a new "
+            "--out, or --force (force=True) to replace that run")
 
 
 def _write_json(path: Path, payload: dict) -> None:
@@ -29,22 +106,25 @@ def train_on_benchmark(
     encoder_weights=None, patience: int = 30, epochs: int | None = None,
     batch_size: int | None = None, crop: int = 512, strategy: str = "auto", seed: int = 0,
     data_dir: str | None = None, repeats: int = 1, initial_lr: float = 2e-4,
-    verbose: int | str = "auto",
+    checkpoint_every: int | str = "5min", force: bool = False, verbose: int | str = "auto",
 ) -> TrainingResult:
     """The paper's recipe on a benchmark set (``micronet_segmentation/super3``, ...).
 
     ``batch_size=None`` is the paper's full-batch mode (the whole training set, augmented, each
     epoch); ``epochs=None`` trains until the two-stage schedule stops. ``repeats`` > 1 shows
-    each training image that many times (differently augmented) per epoch.
+    each training image that many times (differently augmented) per epoch. A folder that
+    holds another run is refused (``force=True`` replaces it); one that holds this run resumes
+    (a finished one raises ``RunFinishedError`` unless ``epochs`` extends it).
     """
     from micronet_tf.data import make_segmentation_pipeline
     from micronet_tf.models import create_segmentation_model
 
+    check_training_arguments(epochs=epochs, batch_size=batch_size, crop=crop, patience=patience,
+                             repeats=repeats, initial_lr=initial_lr,
+                             checkpoint_every=checkpoint_every)
     task = benchmark_task(dataset)
     train_split, val_split = load_split(task, "train", data_dir), load_split(task, "validation",
                                                                               data_dir)
-    if repeats < 1:
-        raise ValueError(f"repeats={repeats}: expected >= 1")
     count = int(train_split.cardinality()) * repeats
     batch = batch_size or count
     train_ds = make_segmentation_pipeline(
@@ -53,24 +133,27 @@ def train_on_benchmark(
     )
     val_ds = make_segmentation_pipeline(val_split, training=False, batch_size=1,
                                         classes=task.targets).map(lambda x, y, w: (x, y))
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     weights_label = None if encoder_weights is None else str(encoder_weights)
-    _write_json(out_dir / RUN_CONFIG, {
+    config = {
         "dataset": task.dataset, "architecture": architecture, "encoder": encoder,
         "encoder_weights": weights_label, "patience": patience, "epochs": epochs,
         "batch_size": batch, "samples_per_epoch": count, "crop": crop, "seed": seed,
-        "initial_lr": initial_lr,
-        "class_names": task.class_names,
-    })
+        "initial_lr": initial_lr, "class_names": list(task.class_names),
+    }
+    out_dir = Path(out_dir)
+    prepare_run_folder(out_dir, config, force=force)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(out_dir / RUN_CONFIG, config)
 
     def build() -> keras.Model:
         return create_segmentation_model(architecture, encoder, encoder_weights,
                                          classes=task.model_classes, class_names=task.class_names)
 
     return train_segmentation(build, train_ds, val_ds, out_dir=out_dir, patience=patience,
-                              initial_lr=initial_lr, max_epochs=epochs or 100_000,
-                              strategy=strategy, seed=seed, verbose=verbose)
+                              initial_lr=initial_lr,
+                              max_epochs=100_000 if epochs is None else epochs,
+                              strategy=strategy, seed=seed, checkpoint_every=checkpoint_every,
+                              verbose=verbose)
 
 
 def evaluate_on_benchmark(
@@ -123,10 +206,13 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", *,
     """
     out_dir = Path(out_dir)
     started = time.perf_counter()
+    # A killed demo resumes; a finished one is run again from the start.
+    found = latest_checkpoint(out_dir / "run")
     result = train_on_benchmark(
         dataset, architecture, encoder, out_dir=out_dir / "run", encoder_weights=encoder_weights,
         patience=max(epochs, 1), epochs=epochs, batch_size=batch_size, crop=crop, seed=seed,
         data_dir=data_dir, repeats=repeats, initial_lr=initial_lr, verbose=2,
+        force=found is not None and bool(found[1].get("finished")),
     )
     trained = time.perf_counter() - started
     metrics = evaluate_on_benchmark(out_dir / "run", dataset, split="test",
@@ -141,6 +227,7 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", *,
         "best_epoch": None if result.best_epoch is None else result.best_epoch + 1,
         "test_mean_iou": metrics["mean_iou"], "test_per_class_iou": metrics["per_class_iou"],
         "training_seconds": round(trained, 1),
+        "checkpoint_seconds": round(result.checkpoint_seconds, 1),
         "total_seconds": round(time.perf_counter() - started, 1),
     }
     _write_json(out_dir / "report" / "summary.json", summary)

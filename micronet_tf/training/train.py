@@ -10,19 +10,19 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from micronet_tf.training.callbacks import (
+from micronet_tf.training.callbacks import TwoStageSchedule
+from micronet_tf.training.checkpoints import (
     BEST_MODEL,
     LAST_MODEL,
-    AtomicCheckpoints,
-    TwoStageSchedule,
+    LOG_FILE,
+    RunCheckpoint,
+    check_resumable,
 )
 from micronet_tf.training.distribute import get_strategy
 from micronet_tf.training.losses import DiceBCELoss
 from micronet_tf.training.metrics import iou_metrics
 
 ModelOrBuilder = keras.Model | Callable[[], keras.Model]
-BACKUP_DIR = "backup"
-LOG_FILE = "log.csv"
 
 
 @dataclass
@@ -37,6 +37,8 @@ class TrainingResult:
     best_epoch: int | None
     epochs_run: int
     history: dict
+    resumed_from: int | None = None  # epochs done before this call (None: a fresh run)
+    checkpoint_seconds: float = 0.0  # time spent writing checkpoints and best weights
 
 
 def _class_names(model: keras.Model, class_names: Sequence[str] | None) -> list[str]:
@@ -93,6 +95,7 @@ def train_segmentation(
     strategy: str | tf.distribute.Strategy = "auto",
     seed: int | None = None,
     resume: bool = True,
+    checkpoint_every: int | str = "5min",
     tensorboard: bool = True,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str = "auto",
@@ -103,10 +106,18 @@ def train_segmentation(
     :func:`micronet_tf.data.make_segmentation_pipeline`); one pass over ``train_ds`` is one
     epoch, so a single batch holding the whole training set is the paper's full-batch mode.
     ``model`` is a model or, for several replicas, a function building it (called in the
-    strategy's scope). ``out_dir`` gets ``best.keras``, ``last.keras``, ``log.csv``, TensorBoard
-    logs and a backup; with ``resume=True`` a killed run continues where it stopped.
-    ``callbacks`` run after the built-in ones (schedule, checkpoints, logs, backup).
+    strategy's scope). ``out_dir`` gets ``best.weights.h5`` at every improvement, ``log.csv``,
+    TensorBoard logs, the resumable state every ``checkpoint_every`` (epochs, or ``"10min"``)
+    and at the end, then ``best.keras`` and ``last.keras`` (see
+    :mod:`micronet_tf.training.checkpoints`). With ``resume=True`` a killed run continues from
+    its last checkpoint, and a finished one raises :class:`RunFinishedError` unless
+    ``max_epochs`` extends it; ``resume=False`` starts afresh. ``callbacks`` run after the
+    built-in ones (schedule, checkpoints).
     """
+    if max_epochs < 1:
+        raise ValueError(f"max_epochs={max_epochs!r}: expected a positive number of epochs")
+    if resume:
+        check_resumable(out_dir, max_epochs)
     if seed is not None:
         keras.utils.set_random_seed(seed)
     out_dir = Path(out_dir)
@@ -121,22 +132,19 @@ def train_segmentation(
             loss=loss if loss is not None else DiceBCELoss(activation=activation),
             metrics=iou_metrics(names, activation=activation),
         )
-    schedule = TwoStageSchedule(patience, initial_lr, final_lr, out_dir=out_dir)
-    extra_callbacks = list(callbacks)
-    callbacks = [
-        schedule,
-        AtomicCheckpoints(out_dir),
-        keras.callbacks.CSVLogger(str(out_dir / LOG_FILE), append=resume),
-    ]
+    schedule = TwoStageSchedule(patience, initial_lr, final_lr, out_dir=out_dir,
+                                restore_on_end=False)
+    checkpoint = RunCheckpoint(out_dir, monitor=schedule.monitor, every=checkpoint_every,
+                               resume=resume, stateful=[schedule], verbose=verbose != 0)
+    built_in: list[keras.callbacks.Callback] = [schedule, checkpoint]
     if tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(str(out_dir / "tensorboard")))
-    if resume:
-        callbacks.append(keras.callbacks.BackupAndRestore(str(out_dir / BACKUP_DIR)))
-    callbacks += extra_callbacks
-    history = built.fit(train_ds, validation_data=val_ds, epochs=max_epochs, callbacks=callbacks,
+        built_in.append(keras.callbacks.TensorBoard(str(out_dir / "tensorboard")))
+    history = built.fit(train_ds, validation_data=val_ds, epochs=max_epochs,
+                        callbacks=built_in + list(callbacks),
                         shuffle=False, verbose=verbose)
     return TrainingResult(
         out_dir=out_dir, best_model=out_dir / BEST_MODEL, last_model=out_dir / LAST_MODEL,
         log=out_dir / LOG_FILE, best_iou=schedule.best, best_epoch=schedule.best_epoch,
         epochs_run=len(history.epoch), history=dict(history.history),
+        resumed_from=checkpoint.resumed_from, checkpoint_seconds=checkpoint.seconds,
     )

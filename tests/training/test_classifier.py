@@ -18,7 +18,7 @@ from PIL import Image
 from micronet_tf import load_model
 from micronet_tf.data import make_classification_pipeline
 from micronet_tf.encoders import get_encoder
-from micronet_tf.training.callbacks import STATE_FILE
+from micronet_tf.training.checkpoints import latest_checkpoint
 from micronet_tf.training.classifier import couple_weight_decay, step_decay, train_classifier
 from tests.encoders.parity import assert_features_match
 
@@ -117,13 +117,14 @@ def test_train_kill_resume_and_hand_the_encoder_over(tmp_path: Path) -> None:
 
     run = tmp_path / "run"
     options = dict(classes=3, out_dir=run, max_epochs=4, initial_lr=0.01, decay_every=1,
-                   seed=0, verbose=0, tensorboard=False)
+                   seed=0, verbose=0, tensorboard=False, checkpoint_every=1)
     with pytest.raises(_Killed):
         train_classifier("resnet18", train, val, callbacks=[_KillAfter(1)], **options)
-    assert (run / "last.keras").is_file() and (run / "best_weights.npz").is_file()
+    assert (run / "best.weights.h5").is_file() and not (run / "best.keras").exists()
+    assert latest_checkpoint(run)[1]["epochs_done"] == 2
     assert not (run / "encoder.weights.h5").exists()
     result = train_classifier("resnet18", train, val, **options)
-    assert result.epochs_run == 2  # epochs 2 and 3: the resumed run picked up after the kill
+    assert (result.resumed_from, result.epochs_run) == (2, 2)  # epochs 2, 3 after the kill
     for path in (result.best_model, result.last_model, result.encoder_weights, result.log):
         assert path.is_file(), path
     with open(result.log) as handle:
@@ -140,9 +141,10 @@ def test_train_kill_resume_and_hand_the_encoder_over(tmp_path: Path) -> None:
     val_top1 = [float(r["val_top1"]) for r in rows]
     assert result.best_top1 == pytest.approx(max(val_top1))
     assert result.best_epoch == val_top1.index(max(val_top1))
-    assert json.loads((run / STATE_FILE).read_text())["best"] == pytest.approx(max(val_top1))
-    assert not (run / "backup").exists()  # a finished run: the next one starts afresh
-    assert not (run / "best_weights.npz").exists()
+    assert json.loads((run / "best.json").read_text())["value"] == pytest.approx(max(val_top1))
+    state = latest_checkpoint(run)[1]
+    assert state["finished"] and state["callbacks"]["ResumableEarlyStopping"]["best"] == (
+        pytest.approx(max(val_top1)))
 
     # The encoder inside best.keras == get_encoder(weights=encoder.weights.h5).
     classifier = load_model(result.best_model, compile=False)

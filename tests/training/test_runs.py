@@ -56,6 +56,15 @@ def test_train_then_evaluate_ebc(tmp_path: Path, benchmark_data: Path) -> None:
     assert train.returncode == 0, train.stderr[-4000:]
     config = json.loads((run_dir / "run.json").read_text())
     assert config["class_names"] == ["oxide"] and config["architecture"] == "FPN"
+    # The same command again: the run is finished and says how to extend it.
+    again = run_cli(*train.args[3:], env=env)
+    assert again.returncode == 2 and "finished run (1 epochs" in again.stderr
+    assert "--epochs" in again.stderr and "Traceback" not in again.stderr
+    # Another architecture into the same folder: refused, naming the difference.
+    other = run_cli(*[("Unet" if a == "FPN" else a) for a in train.args[3:]], env=env)
+    assert other.returncode == 2 and "holds a different run (architecture: 'FPN'" in (
+        other.stderr) and "--force" in other.stderr
+    assert json.loads((run_dir / "run.json").read_text())["architecture"] == "FPN"
     evaluate = run_cli("evaluate", str(run_dir), "--dataset", "micronet_segmentation/ebc2",
                        "--split", "test", "--out", str(tmp_path / "eval"), env=env)
     assert evaluate.returncode == 0, evaluate.stderr[-4000:]

@@ -47,12 +47,26 @@ def test_two_stages_then_stop_with_best_weights() -> None:
 
 
 def test_state_survives_a_restart(tmp_path: Path) -> None:
+    """What RunCheckpoint does on resume: the state back, the best weights from the run folder."""
+    from micronet_tf.training.checkpoints import save_model_weights
+
     first = TwoStageSchedule(patience=2, out_dir=tmp_path)
-    drive(first, tiny_model(), [0.1, 0.5, 0.4, 0.4])  # ends having switched to stage 2
-    assert (tmp_path / "best.weights.h5").is_file()
+    model = tiny_model()
+    drive(first, model, [0.1, 0.5, 0.4, 0.4])  # ends having switched to stage 2
+    assert first.get_state() == {"stage": 2, "wait": 0, "best": 0.5, "best_epoch": 1}
+    model.set_weights([np.full(w.shape, 1, "float32") for w in model.get_weights()])
+    save_model_weights(model, tmp_path / "best.weights.h5")  # epoch 1's, as RunCheckpoint keeps
     model = tiny_model()
     second = TwoStageSchedule(patience=2, out_dir=tmp_path)
-    rates = drive(second, model, [0.3, 0.2], start=4)
+    second.set_model(model)
+    second.set_state(first.get_state())
+    assert float(model.optimizer.learning_rate.numpy()) == pytest.approx(1e-5)
+    rates = []
+    for epoch, value in enumerate([0.3, 0.2], 4):
+        model.set_weights([np.full(w.shape, epoch, "float32") for w in model.get_weights()])
+        rates.append(float(model.optimizer.learning_rate.numpy()))
+        second.on_epoch_end(epoch, {"val_iou": value})
+    second.on_train_end()
     assert rates == pytest.approx([1e-5, 1e-5])
     assert model.stop_training and second.best == 0.5
     assert all(np.all(w == 1) for w in model.get_weights())  # epoch 1's weights, from disk

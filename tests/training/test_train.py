@@ -40,12 +40,12 @@ def test_train_writes_artifacts_and_resumes_after_a_crash(tmp_path: Path) -> Non
 
     with pytest.raises(KeyboardInterrupt):
         train_segmentation(build, train, val, out_dir=tmp_path, patience=5, max_epochs=5,
-                           seed=0, callbacks=[Crash(at=2)], verbose=0)
+                           seed=0, checkpoint_every=1, callbacks=[Crash(at=2)], verbose=0)
     assert _epochs_logged(tmp_path / "log.csv") == [0, 1, 2]
     result = train_segmentation(build, train, val, out_dir=tmp_path, patience=5, max_epochs=5,
-                                seed=0, verbose=0)
+                                seed=0, checkpoint_every=1, verbose=0)
     assert _epochs_logged(result.log) == [0, 1, 2, 3, 4]  # went on from epoch 3
-    assert result.epochs_run == 2
+    assert result.epochs_run == 2 and result.resumed_from == 3
     for path in (result.best_model, result.last_model, tmp_path / "best.weights.h5"):
         assert path.is_file(), path
     assert (tmp_path / "tensorboard").is_dir()
