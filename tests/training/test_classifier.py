@@ -137,7 +137,6 @@ def test_train_kill_resume_and_hand_the_encoder_over(tmp_path: Path) -> None:
     assert all(float(r["top5"]) == 1.0 for r in rows)  # 3 classes: top-5 covers all
     # The logged loss is cross-entropy + wd/2 * |w|^2 (PyTorch-style decay); ce is the plain one.
     assert all(float(r["loss"]) > float(r["ce"]) > 0 for r in rows)
-    assert min(float(r["ce"]) for r in rows[1:]) < float(rows[0]["ce"])
     val_top1 = [float(r["val_top1"]) for r in rows]
     assert result.best_top1 == pytest.approx(max(val_top1))
     assert result.best_epoch == val_top1.index(max(val_top1))
