@@ -18,12 +18,30 @@ ZOO_WEIGHT_NAMES = ("micronet", "imagenet-micronet")
 
 
 def _describe_expected(argument: str) -> str:
+    nothing = f"{argument} none" if argument.startswith("--") else f"{argument}=None"
     return (
-        f"Expected {argument}=None, a model-zoo name ('micronet', 'imagenet-micronet', "
+        f"Expected {nothing}, a model-zoo name ('micronet', 'imagenet-micronet', "
         f"'resnet50.micronet@v1.1'), a Keras weights file ({', '.join(KERAS_SUFFIXES)}) or a "
         f"PyTorch checkpoint ({', '.join(TORCH_SUFFIXES)}) such as NASA's "
         "'resnet50_pretrained_microscopynet_v1.0.pth.tar'."
     )
+
+
+def check_weights_argument(weights: WeightsArg, argument: str = "weights") -> None:
+    """The cheap checks of :func:`apply_weights` (exists / zoo name / file type), without a
+    model: for validating a command's arguments before any work starts."""
+    if weights is None:
+        return
+    path = Path(weights)
+    given = (f"{argument} {os.fspath(weights)!r}" if argument.startswith("--")
+             else f"{argument}={os.fspath(weights)!r}")
+    if not path.is_file():
+        from micronet_tf.zoo import is_zoo_name
+
+        if not is_zoo_name(os.fspath(weights)):
+            raise FileNotFoundError(f"{given}: no such file. " + _describe_expected(argument))
+    elif not path.name.lower().endswith(KERAS_SUFFIXES + TORCH_SUFFIXES):
+        raise ValueError(f"{given}: unknown file type. " + _describe_expected(argument))
 
 
 def apply_weights(

@@ -1,5 +1,5 @@
 """Many files at once: the ``predict`` and ``measure`` commands (go on past a bad file, report
-every failure at the end, never overwrite an input)."""
+every failure at the end, never overwrite a file they did not write themselves)."""
 
 from __future__ import annotations
 
@@ -15,22 +15,28 @@ import numpy as np
 from micronet_tf._files import atomic_output_path
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
+# Each output folder lists the files the commands wrote there: only those may be replaced
+# (without --force), and they are never taken as inputs.
+MANIFEST = "micronet-tf-outputs.json"
 # Overlay colours per class index (class 0 is left uncoloured).
 PALETTE = np.array([(0, 0, 0), (0, 90, 255), (255, 40, 40), (40, 220, 40), (255, 200, 0),
                     (200, 0, 255)], np.uint8)
 
 
-def expand_inputs(inputs: Iterable[str], skip_in_folders: tuple[str, ...] = ()) -> list[Path]:
-    """Files, folders (their images, sorted, without names ending in ``skip_in_folders``) and
-    glob patterns -> image paths, in order, each once."""
+def expand_inputs(inputs: Iterable[str], skip_in_folders: tuple[str, ...] = (),
+                  skip_outputs_of: str | None = None) -> list[Path]:
+    """Files, folders (their images, sorted, without names ending in ``skip_in_folders`` and,
+    with ``skip_outputs_of``, without that command's own earlier outputs) and glob patterns ->
+    image paths, in order, each once."""
     paths: list[Path] = []
     for item in inputs:
         matches = [Path(m) for m in sorted(glob.glob(item))] or [Path(item)]
         for path in matches:
             if path.is_dir():
+                own = _command_outputs(path, skip_outputs_of) if skip_outputs_of else set()
                 paths += sorted(p for p in path.iterdir()
                                 if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-                                and not p.stem.endswith(skip_in_folders))
+                                and not p.stem.endswith(skip_in_folders) and p.name not in own)
             else:
                 paths.append(path)
     unique: dict[Path, Path] = {}
@@ -46,13 +52,33 @@ def _write_png(path: Path, array: np.ndarray) -> None:
         Image.fromarray(array).save(temporary, format="PNG")
 
 
-class _Outputs:
-    """Output names of one batch run: never an input file, never one written earlier in the
-    same run (two inputs called ``a.tif`` and ``a.png`` would otherwise collide)."""
+def _command_outputs(folder: Path, command: str) -> set[str]:
+    try:
+        files = json.loads((folder / MANIFEST).read_text()).get("files", {})
+    except (OSError, ValueError):
+        return set()
+    return {name for name, by in files.items() if by == command}
 
-    def __init__(self, inputs: Sequence[Path]) -> None:
+
+class _Outputs:
+    """The output folder of one batch run. A name is refused when it is an input, was written
+    earlier in the same run (``a.tif`` and ``a.png`` would collide), or exists without being
+    listed in the folder's manifest as written by this command (the user's own file; ``force``
+    replaces it). Written files are recorded in the manifest."""
+
+    def __init__(self, inputs: Sequence[Path], out: Path, command: str,
+                 force: bool = False) -> None:
         self.inputs = {p.resolve() for p in inputs if p.exists()}
         self.claimed: dict[Path, str] = {}
+        self.out, self.command, self.force = out, command, force
+        try:
+            self.files: dict[str, str] = json.loads(
+                (out / MANIFEST).read_text()).get("files", {})
+        except FileNotFoundError:
+            self.files = {}
+        except (OSError, ValueError) as error:
+            raise ValueError(f"{out / MANIFEST}: unreadable ({error}); remove it, or pass "
+                             "--force") from None
 
     def claim(self, paths: Sequence[Path], source: Path) -> None:
         for path in paths:
@@ -62,8 +88,22 @@ class _Outputs:
             if resolved in self.claimed:
                 raise ValueError(f"output {path.name!r} was already written for "
                                  f"{self.claimed[resolved]!r} (same file name stem)")
+            if (path.exists() and not self.force
+                    and self.files.get(path.name) != self.command):
+                raise FileExistsError(
+                    f"{str(path)!r} exists and was not written by an earlier `micronet-tf "
+                    f"{self.command}` into this folder: pass another --out, or --force to "
+                    "replace it")
         for path in paths:
             self.claimed[path.resolve()] = str(source)
+
+    def record(self, *paths: Path) -> None:
+        """List written files in the manifest (rewritten atomically)."""
+        for path in paths:
+            self.files[path.name] = self.command
+        with atomic_output_path(self.out / MANIFEST) as temporary:
+            temporary.write_text(json.dumps({"files": dict(sorted(self.files.items()))},
+                                            indent=1))
 
 
 def overlay(image_rgb: np.ndarray, index_mask: np.ndarray, alpha: float = 0.45) -> np.ndarray:
@@ -89,13 +129,15 @@ def _run_each(paths: Sequence[Path], work) -> dict[str, str]:
 def predict_files(model_path: str | os.PathLike, inputs: Iterable[str],
                   out_dir: str | os.PathLike, *, tile: int = 512, overlap: int = 64,
                   batch_size: int = 4, engine: str = "keras",
-                  activation: str = "auto") -> dict[str, str]:
+                  activation: str = "auto", force: bool = False) -> dict[str, str]:
     """``<name>_mask.png`` (class index) and ``<name>_overlay.png`` per input; returns
-    ``{input: error}`` for the files that failed."""
+    ``{input: error}`` for the files that failed. Files in ``out_dir`` that an earlier
+    ``predict`` did not write are never replaced (unless ``force``), and its outputs in an
+    input folder are not segmented again."""
     from micronet_tf.preprocessing import read_image, to_float_rgb
     from micronet_tf.tiling import predict, to_index_mask
 
-    paths = expand_inputs(inputs)
+    paths = expand_inputs(inputs, skip_outputs_of="predict")
     if not paths:
         raise ValueError("no input images found")
     model_path = Path(model_path)
@@ -113,7 +155,7 @@ def predict_files(model_path: str | os.PathLike, inputs: Iterable[str],
     else:
         raise ValueError(f"engine={engine!r}: expected 'keras' or 'onnx'")
     out = Path(out_dir)
-    outputs = _Outputs(paths)
+    outputs = _Outputs(paths, out, "predict", force)
 
     def work(path: Path) -> str:
         targets = [out / f"{path.stem}_mask.png", out / f"{path.stem}_overlay.png"]
@@ -125,6 +167,7 @@ def predict_files(model_path: str | os.PathLike, inputs: Iterable[str],
         _write_png(targets[0], mask)
         rgb = (to_float_rgb(image) * 255).round().astype(np.uint8)
         _write_png(targets[1], overlay(rgb, mask))
+        outputs.record(*targets)
         return f"{mask.shape[1]}x{mask.shape[0]} -> {targets[0].name}, {targets[1].name}"
 
     return _run_each(paths, work)
@@ -222,15 +265,18 @@ def _summary_rows(images: dict) -> list[dict]:
 def measure_files(masks: Iterable[str], out_dir: str | os.PathLike, *,
                   class_names: Sequence[str] | None = None, truth_dir: str | None = None,
                   pixel_size: float | None = None, unit: str = "px",
-                  thickness: Sequence[str] = ()) -> dict[str, str]:
+                  thickness: Sequence[str] = (), force: bool = False) -> dict[str, str]:
     """Per image: ``<name>_objects.csv`` (one row per object, with its class) and a size
     histogram per class; for all: ``summary.json`` / ``summary.csv`` (area fractions, object
     counts, with ``truth_dir`` the size errors, for ``thickness`` classes the layer thickness
     and its error) and ``sizes_<class>.png`` over every image. Masks: class-index images, or
-    the benchmark's Super colour masks. Returns ``{mask: error}`` for the files that failed."""
+    the benchmark's Super colour masks. Returns ``{mask: error}`` for the files that failed.
+    Files in ``out_dir`` that an earlier ``measure`` did not write are never replaced (unless
+    ``force``), and when every mask fails no summary replaces an earlier one."""
     from micronet_tf.measure import read_index_mask
 
-    paths = expand_inputs(masks, skip_in_folders=("_overlay",))  # predict's colour overlays
+    paths = expand_inputs(masks, skip_in_folders=("_overlay",),  # predict's colour overlays
+                          skip_outputs_of="measure")
     if not paths:
         raise ValueError("no mask images found")
     if pixel_size is not None and pixel_size <= 0:
@@ -242,7 +288,8 @@ def measure_files(masks: Iterable[str], out_dir: str | os.PathLike, *,
     truth_root = Path(truth_dir) if truth_dir is not None else None
     if truth_root is not None and not truth_root.is_dir():
         raise FileNotFoundError(f"truth folder {str(truth_root)!r}: no such folder")
-    outputs = _Outputs([*paths, *(truth_root.iterdir() if truth_root else ())])
+    outputs = _Outputs([*paths, *(truth_root.iterdir() if truth_root else ())], out, "measure",
+                       force)
     outputs.claim([out / "summary.json", out / "summary.csv"], Path("summary"))
     unit_name = unit if pixel_size else "px"
     images: dict[str, dict] = {}
@@ -272,20 +319,25 @@ def measure_files(masks: Iterable[str], out_dir: str | os.PathLike, *,
         for name, target in zip(drawn, targets[1:]):
             values = np.array([r["equivalent_diameter_area"] for r in rows if r["class"] == name])
             _histogram(values, f"{path.stem}: {name}", unit_name, target)
+        outputs.record(*targets)
         images[path.name] = classes
         all_rows.extend({"image": path.name, **row} for row in rows)
         return ", ".join(f"{n}: {c['objects']} objects" for n, c in classes.items()
                          if "objects" in c)
 
     failures = _run_each(paths, work)
+    if not images:  # nothing measured: keep whatever summary the folder had
+        return failures
     for name in dict.fromkeys(row["class"] for row in all_rows):
         values = np.array([r["equivalent_diameter_area"] for r in all_rows if r["class"] == name])
         target = out / f"sizes_{name}.png"
         outputs.claim([target], Path("summary"))
         _histogram(values, f"{name}: {len(images)} image(s)", unit_name, target)
+        outputs.record(target)
     summary = {"pixel_size": pixel_size, "unit": unit_name, "images": images,
                "failed": failures}
     with atomic_output_path(out / "summary.json") as temporary:
         temporary.write_text(json.dumps(summary, indent=2))
     _write_csv(out / "summary.csv", _summary_rows(images))
+    outputs.record(out / "summary.json", out / "summary.csv")
     return failures

@@ -13,10 +13,11 @@ from pathlib import Path
 # Expected, user-facing failures: printed as one line, exit code 2, no traceback.
 def _user_errors() -> tuple[type[BaseException], ...]:
     from micronet_tf._download import DownloadError
+    from micronet_tf.data._benchmark import BenchmarkDataUnavailable
     from micronet_tf.training.checkpoints import RunFinishedError
 
     return (ValueError, FileNotFoundError, FileExistsError, ImportError, DownloadError,
-            RunFinishedError)
+            RunFinishedError, BenchmarkDataUnavailable)
 
 
 def _quiet_tensorflow() -> None:
@@ -80,7 +81,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
     check_training_arguments(epochs=args.epochs, batch_size=args.batch_size, crop=args.crop,
                              patience=args.patience, repeats=args.repeats, initial_lr=args.lr,
-                             checkpoint_every=args.checkpoint_every, cli=True)
+                             checkpoint_every=args.checkpoint_every,
+                             encoder_weights=_weights_argument(args.encoder_weights), cli=True)
     result = train_on_benchmark(
         args.dataset, args.architecture, args.encoder, out_dir=args.out,
         encoder_weights=_weights_argument(args.encoder_weights), patience=args.patience,
@@ -105,7 +107,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 def _cmd_demo(args: argparse.Namespace) -> None:
     from micronet_tf.training.runs import check_training_arguments, run_demo
 
-    check_training_arguments(epochs=args.epochs, crop=args.crop, cli=True)
+    check_training_arguments(epochs=args.epochs, crop=args.crop, cli=True,
+                             encoder_weights=_weights_argument(args.encoder_weights))
     run_demo(args.out, dataset=args.dataset, architecture=args.architecture,
              encoder=args.encoder, encoder_weights=_weights_argument(args.encoder_weights),
              epochs=args.epochs, crop=args.crop)
@@ -126,7 +129,8 @@ def _cmd_predict(args: argparse.Namespace) -> None:
 
     _report_failures(predict_files(args.model, args.inputs, args.out, tile=args.tile,
                                    overlap=args.overlap, batch_size=args.batch_size,
-                                   engine=args.engine, activation=args.activation))
+                                   engine=args.engine, activation=args.activation,
+                                   force=args.force))
 
 
 def _cmd_measure(args: argparse.Namespace) -> None:
@@ -134,7 +138,8 @@ def _cmd_measure(args: argparse.Namespace) -> None:
 
     _report_failures(measure_files(args.masks, args.out, class_names=args.classes,
                                    truth_dir=args.truth, pixel_size=args.pixel_size,
-                                   unit=args.unit, thickness=args.thickness or ()))
+                                   unit=args.unit, thickness=args.thickness or (),
+                                   force=args.force))
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
@@ -288,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
                          choices=["auto", "sigmoid", "softmax", "exp", "none"],
                          help="turn model outputs into probabilities; auto: from a Keras "
                          "model's output layer (logits -> sigmoid / softmax), ONNX as it is")
+    predict.add_argument("--force", action="store_true",
+                         help="replace files in --out that predict did not write")
     predict.set_defaults(func=_cmd_predict)
 
     measure = commands.add_parser(
@@ -304,6 +311,8 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--classes", nargs="+", help="class names, index 0 first")
     measure.add_argument("--pixel-size", type=float, help="physical size of one pixel")
     measure.add_argument("--unit", default="um", help="unit of --pixel-size")
+    measure.add_argument("--force", action="store_true",
+                         help="replace files in --out that measure did not write")
     measure.set_defaults(func=_cmd_measure)
 
     export = commands.add_parser(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,13 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         if path.suffix.lower() in _TIFF_SUFFIXES:
             import tifffile
 
-            return np.asarray(tifffile.imread(path))
+            with tifffile.TiffFile(path) as tiff:
+                pages = len(tiff.pages)
+                if pages > 1:  # a stack, or a micrograph with a thumbnail: the first page
+                    warnings.warn(f"image {str(path)!r} is a multi-page TIFF ({pages} pages); "
+                                  "using its first page", stacklevel=2)
+                    return np.asarray(tiff.pages[0].asarray())
+                return np.asarray(tiff.asarray())
         from PIL import Image
 
         with Image.open(path) as image:
@@ -47,7 +54,8 @@ def to_float_rgb(image: np.ndarray) -> np.ndarray:
     """HxW, HxWx1, HxWx3 or HxWx4 (alpha dropped) of any integer or float dtype -> HxWx3 in [0, 1].
 
     Integer images are scaled by their dtype's range (a 16-bit micrograph by 65535), never
-    clipped; float images are taken to be in [0, 1] already.
+    clipped; float images must be in [0, 1] already. Anything else is refused rather than
+    guessed: float values outside [0, 1] or not finite, signed integers with negative values.
     """
     array = np.asarray(image)
     if array.ndim == 2:
@@ -60,9 +68,24 @@ def to_float_rgb(image: np.ndarray) -> np.ndarray:
         array = array[..., :3]
     if array.shape[-1] == 1:
         array = np.repeat(array, 3, axis=-1)
+    if np.issubdtype(array.dtype, np.signedinteger) and array.size and array.min() < 0:
+        raise ValueError(
+            f"signed {array.dtype} image with negative values (min {int(array.min())}): the "
+            "rule 'divide by the dtype's maximum' would put them below 0. Shift or rescale it "
+            "to unsigned integers (or to floats in [0, 1]) first")
     if np.issubdtype(array.dtype, np.integer):
         return (array.astype(np.float32) / np.iinfo(array.dtype).max).astype(np.float32)
-    if np.issubdtype(array.dtype, np.floating) or array.dtype == bool:
+    if np.issubdtype(array.dtype, np.floating):
+        if array.size and not np.isfinite(array).all():
+            raise ValueError("float image with NaN or infinite values")
+        low, high = (float(array.min()), float(array.max())) if array.size else (0.0, 1.0)
+        if low < -1e-6 or high > 1 + 1e-6:
+            raise ValueError(
+                f"float image with values in [{low:g}, {high:g}]: float images must be in "
+                "[0, 1]. Rescale it (e.g. divide by its detector's maximum) or save it as an "
+                "integer image")
+        return np.clip(array, 0, 1).astype(np.float32)
+    if array.dtype == bool:
         return array.astype(np.float32)
     raise ValueError(f"unsupported image dtype {array.dtype}")
 

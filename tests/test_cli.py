@@ -87,7 +87,9 @@ def test_bad_training_numbers_fail_before_any_data_or_folder(tmp_path: Path) -> 
                             (("--epochs", "-1"), "--epochs -1: expected a positive number"),
                             (("--lr", "0"), "--lr 0.0: expected a positive number"),
                             (("--batch-size", "0"), "--batch-size 0: expected a positive"),
-                            (("--checkpoint-every", "soon"), "--checkpoint-every 'soon'")):
+                            (("--checkpoint-every", "soon"), "--checkpoint-every 'soon'"),
+                            (("--encoder-weights", "nowhere.pth"),
+                             "--encoder-weights 'nowhere.pth': no such file")):
         result = run_cli(*base, *flags)
         assert result.returncode == 2 and expected in result.stderr, (flags, result.stderr)
         assert "Traceback" not in result.stderr

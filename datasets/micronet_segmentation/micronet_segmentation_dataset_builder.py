@@ -115,6 +115,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         keys = [f"{folder}/{name}" for folder, names in upstream.items() for name in names]
         urls = {key: _benchmark.raw_url(f"{self._set.folder}/{key}") for key in keys}
         pinned = {key: url for key, url in urls.items() if url in (self.url_infos or {})}
+        _benchmark.check_reachable(next(iter(urls.values()), _benchmark.raw_url(self._set.folder)),
+                                   f"micronet_segmentation/{self._set.name}")
         paths = {key: Path(path) for key, path in dl_manager.download(pinned).items()}
         for key in sorted(set(urls) - set(pinned)):  # not in checksums.tsv: fetched unverified
             try:

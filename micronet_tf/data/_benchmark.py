@@ -147,3 +147,30 @@ def local_root(manual_dir: str | Path | None, folder: str) -> Path | None:
         raise FileNotFoundError(f"{data_paths.DATA_ENV}={configured} has no {folder}/ folder; "
                                 "point it at a copy of benchmark_segmentation_data")
     return root
+
+
+class BenchmarkDataUnavailable(ConnectionError):
+    """No local copy of the benchmark data, and its download server cannot be reached."""
+
+
+def check_reachable(url: str, dataset: str, timeout: float = 8.0) -> None:
+    """Fail fast, in one message, when ``url``'s host cannot be reached: before TFDS' retries
+    (minutes of them) and without partial files. HTTP errors mean the host is up: no error."""
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):
+            pass
+    except urllib.error.HTTPError:
+        return
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        raise BenchmarkDataUnavailable(
+            f"{dataset}: no local copy of the benchmark data, and {url} cannot be reached "
+            f"({reason}). Set {data_paths.DATA_ENV} to a copy of NASA's "
+            "benchmark_segmentation_data folder, or pass it as TFDS' manual_dir "
+            "(tfds.download.DownloadConfig(manual_dir=...)); or connect to the internet"
+        ) from None
+

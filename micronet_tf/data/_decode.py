@@ -24,6 +24,14 @@ class _ShapedMetadataFilter(logging.Filter):
 logging.getLogger("tifffile").addFilter(_ShapedMetadataFilter())
 
 
+def pixel_share(selected: np.ndarray) -> str:
+    """``"100 of 262144 pixels, 0.038%"``: the count too, so a few pixels never read as 0.0%."""
+    count, total = int(np.count_nonzero(selected)), int(selected.size)
+    share = 100 * count / max(total, 1)
+    digits = 1 if share >= 0.1 or share == 0 else max(1, -int(np.floor(np.log10(share))) + 1)
+    return f"{count} of {total} pixels, {share:.{digits}f}%"
+
+
 def to_uint8_rgb(image: np.ndarray) -> np.ndarray:
     """Any micrograph array -> HxWx3 uint8; 16-bit (any integer) data scaled by its range."""
     array = np.asarray(image)
@@ -52,7 +60,27 @@ def colour_mask_to_index(
     """
     if sum(colour is None for colour in colours) > 1:
         raise ValueError("at most one class may have the colour None (= every other colour)")
-    rgb = to_uint8_rgb(mask)
+    array = np.asarray(mask)
+    if array.ndim == 3 and array.shape[-1] == 4:
+        opaque = np.iinfo(array.dtype).max if np.issubdtype(array.dtype, np.integer) else 1.0
+        transparent = array[..., 3] < opaque
+        if transparent.any():
+            raise ValueError(
+                f"mask {name!r} has transparent pixels ({pixel_share(transparent)}), whose "
+                "class its colour alone does not tell; flatten the mask (paint those pixels "
+                "in their class colour, without transparency)")
+    rgb = to_uint8_rgb(array)
+    grey = array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 1) or (
+        np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]))
+    if grey and np.issubdtype(array.dtype, np.integer):
+        values = np.unique(array if array.ndim == 2 else array[..., 0])
+        named = {tuple(int(c) for c in colour) for colour in colours if colour is not None}
+        unmatched = [int(v) for v in values if 0 < v < 16 and (v, v, v) not in named]
+        if unmatched and values.max() < 16:
+            raise ValueError(
+                f"mask {name!r} is a grey image with the values {values.tolist()}: it looks "
+                "like a class-index mask, not a colour one. Pass mask_format='index' "
+                "(--mask-format index) with one class name per value")
     fallback = next((i for i, colour in enumerate(colours) if colour is None), None)
     index = np.full(rgb.shape[:2], 255 if fallback is None else fallback, np.uint8)
     packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[
@@ -67,8 +95,8 @@ def colour_mask_to_index(
         if outside.any():
             examples = np.unique(rgb[outside], axis=0)[:3]
             raise ValueError(
-                f"mask {name!r} has colours outside the class map ({outside.mean():.1%} of "
-                f"pixels, e.g. {', '.join(str(tuple(int(v) for v in c)) for c in examples)}); "
+                f"mask {name!r} has colours outside the class map ({pixel_share(outside)}, "
+                f"e.g. {', '.join(str(tuple(int(v) for v in c)) for c in examples)}); "
                 "add those colours to `classes`, give one class the colour None "
                 "(= everything else) or clean the mask"
             )
@@ -91,8 +119,8 @@ def index_mask(mask: np.ndarray, num_classes: int, name: str) -> np.ndarray:
     if outside.any():
         values = np.unique(array[outside])[:5].tolist()
         raise ValueError(
-            f"mask {name!r} has values outside 0..{num_classes - 1} ({outside.mean():.1%} of "
-            f"pixels, e.g. {values}); pass a `classes` list with one name per value"
+            f"mask {name!r} has values outside 0..{num_classes - 1} ({pixel_share(outside)}, "
+            f"e.g. {values}); pass a `classes` list with one name per value"
         )
     return array.astype(np.uint8)
 

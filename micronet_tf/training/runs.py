@@ -45,7 +45,7 @@ _FLAGS = {"initial_lr": "--lr"}
 def check_training_arguments(*, epochs: int | None = None, batch_size: int | None = None,
                              crop: int = 512, patience: int = 30, repeats: int = 1,
                              initial_lr: float = 2e-4, checkpoint_every: int | str = "5min",
-                             cli: bool = False) -> None:
+                             encoder_weights=None, cli: bool = False) -> None:
     """Reject bad numbers before any data is built or folder made; ``cli`` names the flags."""
     def name(argument: str) -> str:
         return _FLAGS.get(argument, "--" + argument.replace("_", "-")) if cli else argument
@@ -64,6 +64,9 @@ def check_training_arguments(*, epochs: int | None = None, batch_size: int | Non
     except ValueError as error:
         raise ValueError(str(error).replace("checkpoint_every=", name("checkpoint_every") + " ")
                          ) from None
+    from micronet_tf._weights import check_weights_argument
+
+    check_weights_argument(encoder_weights, name("encoder_weights"))
 
 
 def _clear_run(out_dir: Path) -> None:
@@ -121,7 +124,7 @@ def train_on_benchmark(
 
     check_training_arguments(epochs=epochs, batch_size=batch_size, crop=crop, patience=patience,
                              repeats=repeats, initial_lr=initial_lr,
-                             checkpoint_every=checkpoint_every)
+                             checkpoint_every=checkpoint_every, encoder_weights=encoder_weights)
     task = benchmark_task(dataset)
     train_split, val_split = load_split(task, "train", data_dir), load_split(task, "validation",
                                                                               data_dir)

@@ -140,3 +140,29 @@ def test_download_path(served_dummy, tmp_path: Path, monkeypatch, caplog) -> Non
     assert "masks without an image: 120718#4-B1_50cyc_14260025.tif" in caplog.text
     names = {e["image/filename"].decode() for e in tfds.as_numpy(builder.as_dataset("train"))}
     assert names == {"010417#4_S2480009.tif", "040617#2_S127(2)0015.tif"}
+
+
+def test_offline_without_local_data_fails_fast_and_leaves_nothing(tmp_path: Path,
+                                                                   monkeypatch) -> None:
+    import socket
+    import time
+
+    from micronet_tf.data._benchmark import BenchmarkDataUnavailable
+
+    with socket.socket() as probe:  # a port nothing listens on: connection refused
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setattr(_benchmark, "RAW_BASE", f"http://127.0.0.1:{port}/data/")
+    monkeypatch.delenv("MICRONET_TF_DATA", raising=False)
+    monkeypatch.setattr(_benchmark.data_paths, "benchmark_data_dir", lambda: None)
+    started = time.monotonic()
+    with pytest.raises(BenchmarkDataUnavailable, match=r"micronet_segmentation/super3: no local "
+                       r"copy .*127\.0\.0\.1.*MICRONET_TF_DATA.*manual_dir"):
+        builder = tfds.builder("micronet_segmentation/super3", data_dir=tmp_path / "data")
+        builder.download_and_prepare(
+            download_dir=tmp_path / "downloads",
+            download_config=tfds.download.DownloadConfig(manual_dir=tmp_path / "no_manual"))
+    assert time.monotonic() - started < 10
+    # Nothing downloaded or generated (TFDS' own .config/metadata.json aside).
+    left = [p for p in tmp_path.rglob("*") if p.is_file() and ".config" not in p.parts]
+    assert left == [], left

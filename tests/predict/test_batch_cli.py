@@ -106,3 +106,69 @@ def test_measure_truth_against_itself(tmp_path: Path, benchmark_data: Path) -> N
     assert result.returncode == 0, result.stderr[-3000:]
     info = json.loads((oxide / "summary.json").read_text())["images"][ebc.name]["oxide"]
     assert info["thickness"]["mean"] > 5 and info["thickness_error"]["percent_error"] == 0.0
+
+
+def test_outputs_never_replace_a_users_file(tmp_path: Path) -> None:
+    """predict / measure replace only what they wrote before (the folder's manifest), never
+    take their own outputs as inputs, and keep a good summary when every input fails."""
+    from micronet_tf.batch import MANIFEST, measure_files, predict_files
+
+    model = create_segmentation_model("Unet", "resnet18", classes=1,
+                                      decoder_channels=(16, 16, 16, 8, 8))
+    model_path = tmp_path / "m.keras"
+    model.save(model_path)
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(np.full((64, 64), 100, np.uint8)).save(images / "a.png")
+    users_mask = np.full((64, 64), 1, np.uint8)
+    Image.fromarray(users_mask).save(images / "b_mask.png")  # the user's own annotation...
+    Image.fromarray(np.full((64, 64), 50, np.uint8)).save(images / "b.png")  # ...of this image
+    failures = predict_files(model_path, [str(images)], images, tile=64, overlap=0)
+    # b.png's mask would replace the user's b_mask.png (an input too, segmented as an image).
+    assert set(failures) == {str(images / "b.png")}, failures
+    assert "refusing to overwrite the input file" in failures[str(images / "b.png")]
+    assert np.array_equal(np.asarray(Image.open(images / "b_mask.png")), users_mask)
+    assert json.loads((images / MANIFEST).read_text())["files"] == {
+        "a_mask.png": "predict", "a_overlay.png": "predict",
+        "b_mask_mask.png": "predict", "b_mask_overlay.png": "predict"}
+    # Again into the same folder: its own outputs are neither inputs nor protected from it.
+    again = predict_files(model_path, [str(images)], images, tile=64, overlap=0)
+    assert set(again) == {str(images / "b.png")} and not (images / "a_mask_mask.png").exists()
+    # Another folder holding the user's file: refused, then replaced with force.
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a_mask.png").write_bytes(b"mine")
+    refused = predict_files(model_path, [str(images / "a.png")], out, tile=64, overlap=0)
+    why = refused[str(images / "a.png")]
+    assert "was not written by an earlier `micronet-tf predict`" in why and "--force" in why
+    assert (out / "a_mask.png").read_bytes() == b"mine"
+    assert predict_files(model_path, [str(images / "a.png")], out, tile=64, overlap=0,
+                         force=True) == {}
+    assert np.asarray(Image.open(out / "a_mask.png")).shape == (64, 64)
+
+    report = tmp_path / "report"
+    assert measure_files([str(out / "a_mask.png")], report, class_names=["bg", "fg"]) == {}
+    good = (report / "summary.json").read_bytes()
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    failed = measure_files([str(broken)], report, class_names=["bg", "fg"])
+    assert list(failed) == [str(broken)]
+    assert (report / "summary.json").read_bytes() == good  # not replaced by an empty summary
+
+
+def test_truncated_or_missing_keras_file_is_named(tmp_path: Path) -> None:
+    import keras
+    import pytest
+
+    import micronet_tf
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    path = tmp_path / "model.keras"
+    model.save(path)
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match="truncated.keras' is corrupt or truncated"):
+        micronet_tf.load_model(truncated)
+    with pytest.raises(FileNotFoundError, match="missing.keras': no such file"):
+        micronet_tf.load_model(tmp_path / "missing.keras")
+    assert micronet_tf.load_model(path).output_shape == (None, 2)
