@@ -154,6 +154,11 @@ def predict_files(model_path: str | os.PathLike, inputs: Iterable[str],
         model = onnxruntime.InferenceSession(str(model_path))
     else:
         raise ValueError(f"engine={engine!r}: expected 'keras' or 'onnx'")
+    # Checked once here, not once per file.
+    from micronet_tf.tiling import DEFAULT_MULTIPLE, _check, input_rule
+
+    _check(tile, overlap, batch_size,
+           input_rule(model) if engine == "keras" else (DEFAULT_MULTIPLE, 0))
     out = Path(out_dir)
     outputs = _Outputs(paths, out, "predict", force)
 

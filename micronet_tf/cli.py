@@ -372,13 +372,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _in_flags(message: str, parser: argparse.ArgumentParser, command: str) -> str:
+    """Python argument names in a library error (``tile=100``, ``architecture=``) -> the
+    command's flags (``--tile 100``, ``--architecture``)."""
+    import re
+
+    sub = next((a.choices[command] for a in parser._actions
+                if isinstance(a, argparse._SubParsersAction) and command in a.choices), None)
+    if sub is None:
+        return message
+    aliases = {"initial_lr": "lr", "encoder_weights": "encoder_weights"}
+    flags = {a.dest: a.option_strings[-1] for a in sub._actions
+             if a.option_strings and a.option_strings[-1].startswith("--")}
+    for dest, flag in flags.items():
+        for name in {dest, *[k for k, v in aliases.items() if v == dest]}:
+            message = re.sub(rf"(?<![\w.-]){re.escape(name)}=(?=\S)", f"{flag} ", message)
+            message = re.sub(rf"(?<![\w.-]){re.escape(name)}=(?!\S)", flag, message)
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     _quiet_tensorflow()
     try:
         args.func(args)
     except _user_errors() as error:
-        print(f"micronet-tf {args.command}: error: {error}", file=sys.stderr)
+        message = _in_flags(str(error), parser, args.command)
+        print(f"micronet-tf {args.command}: error: {message}", file=sys.stderr)
         return 2
     return 0
 

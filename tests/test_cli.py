@@ -96,3 +96,17 @@ def test_bad_training_numbers_fail_before_any_data_or_folder(tmp_path: Path) -> 
         assert not out.exists()
     demo = run_cli("demo", "--epochs", "0", "--out", str(out))
     assert demo.returncode == 2 and "--epochs 0" in demo.stderr and not out.exists()
+
+
+def test_library_errors_are_shown_with_the_commands_flags() -> None:
+    from micronet_tf.cli import _in_flags, build_parser
+
+    parser = build_parser()
+    assert _in_flags("tile=100: this model needs a positive multiple of 32", parser,
+                     "predict") == "--tile 100: this model needs a positive multiple of 32"
+    assert _in_flags("batch_size=0: expected >= 1", parser, "predict") == (
+        "--batch-size 0: expected >= 1")
+    assert _in_flags("pass architecture= and encoder=", parser, "convert-model") == (
+        "pass --architecture and --encoder")
+    assert _in_flags("repeats=0", parser, "train") == "--repeats 0"
+    assert _in_flags("the_tile=3", parser, "predict") == "the_tile=3"  # only whole names

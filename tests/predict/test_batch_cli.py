@@ -123,6 +123,10 @@ def test_outputs_never_replace_a_users_file(tmp_path: Path) -> None:
     users_mask = np.full((64, 64), 1, np.uint8)
     Image.fromarray(users_mask).save(images / "b_mask.png")  # the user's own annotation...
     Image.fromarray(np.full((64, 64), 50, np.uint8)).save(images / "b.png")  # ...of this image
+    import pytest
+
+    with pytest.raises(ValueError, match="tile=100: this model needs a positive multiple of 32"):
+        predict_files(model_path, [str(images)], images, tile=100)  # once, not once per file
     failures = predict_files(model_path, [str(images)], images, tile=64, overlap=0)
     # b.png's mask would replace the user's b_mask.png (an input too, segmented as an image).
     assert set(failures) == {str(images / "b.png")}, failures
