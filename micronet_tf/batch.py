@@ -12,12 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from micronet_tf._files import atomic_output_path
+from micronet_tf._files import OUTPUT_MANIFEST, atomic_output_path
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
-# Each output folder lists the files the commands wrote there: only those may be replaced
-# (without --force), and they are never taken as inputs.
-MANIFEST = "micronet-tf-outputs.json"
+MANIFEST = OUTPUT_MANIFEST  # what predict / measure wrote into an output folder
 # Overlay colours per class index (class 0 is left uncoloured).
 PALETTE = np.array([(0, 0, 0), (0, 90, 255), (255, 40, 40), (40, 220, 40), (255, 200, 0),
                     (200, 0, 255)], np.uint8)
@@ -151,7 +149,11 @@ def predict_files(model_path: str | os.PathLike, inputs: Iterable[str],
     elif engine == "onnx":
         import onnxruntime
 
-        model = onnxruntime.InferenceSession(str(model_path))
+        try:
+            model = onnxruntime.InferenceSession(str(model_path))
+        except Exception as error:  # onnxruntime raises its own Fail / InvalidProtobuf types
+            raise ValueError(f"model {str(model_path)!r} is corrupt or not an ONNX model "
+                             f"({type(error).__name__}: {str(error)[:200]})") from None
     else:
         raise ValueError(f"engine={engine!r}: expected 'keras' or 'onnx'")
     # Checked once here, not once per file.

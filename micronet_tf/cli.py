@@ -97,7 +97,8 @@ def _cmd_train(args: argparse.Namespace) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> None:
     from micronet_tf.training.runs import evaluate_on_benchmark
 
-    metrics = evaluate_on_benchmark(args.model, args.dataset, split=args.split, out_dir=args.out)
+    metrics = evaluate_on_benchmark(args.model, args.dataset, split=args.split, out_dir=args.out,
+                                    force=args.force)
     for name, value in metrics["per_class_iou"].items():
         print(f"IoU {name:<12} {value:.4f}")
     print(f"mean IoU ({', '.join(metrics['mean_iou_classes'])}): {metrics['mean_iou']:.4f}; "
@@ -144,6 +145,10 @@ def _cmd_measure(args: argparse.Namespace) -> None:
 
 def _cmd_export(args: argparse.Namespace) -> None:
     from micronet_tf.encoders import list_encoders
+
+    if args.out.exists() and not args.force:
+        raise FileExistsError(f"--out {str(args.out)!r} exists: pass --force to replace it, or "
+                              "another --out")
 
     if str(args.model) in list_encoders():
         from micronet_tf.encoders import get_encoder
@@ -206,6 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="MicroNet microscopy encoders and segmentation models in Keras 3, with "
         "PyTorch parity.",
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (also accepted after the "
+                        "command)")
     commands = parser.add_subparsers(dest="command", required=True)
 
     listing = commands.add_parser("list", help="list the available encoders")
@@ -277,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--dataset", required=True)
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--out", required=True, type=Path)
+    evaluate.add_argument("--force", action="store_true",
+                          help="write into an --out folder that holds files evaluate did not "
+                          "write")
     evaluate.set_defaults(func=_cmd_evaluate)
 
     predict = commands.add_parser(
@@ -326,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="ONNX takes raw 8-bit RGB; ImageNet normalisation in the graph")
     export.add_argument("--weights", help="encoder weights, when MODEL is an encoder name")
     export.add_argument("--name", help="bioimage.io model name (default: the model's)")
+    export.add_argument("--force", action="store_true", help="replace an existing --out file")
     export.set_defaults(func=_cmd_export)
 
     demo = commands.add_parser(
@@ -393,11 +405,15 @@ def _in_flags(message: str, parser: argparse.ArgumentParser, command: str) -> st
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    args = parser.parse_args([a for a in argv if a != "--debug"])
     _quiet_tensorflow()
     try:
         args.func(args)
     except _user_errors() as error:
+        if debug:
+            raise
         message = _in_flags(str(error), parser, args.command)
         print(f"micronet-tf {args.command}: error: {message}", file=sys.stderr)
         return 2

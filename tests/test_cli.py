@@ -110,3 +110,16 @@ def test_library_errors_are_shown_with_the_commands_flags() -> None:
         "pass --architecture and --encoder")
     assert _in_flags("repeats=0", parser, "train") == "--repeats 0"
     assert _in_flags("the_tile=3", parser, "predict") == "the_tile=3"  # only whole names
+
+
+def test_debug_shows_the_traceback_and_export_keeps_an_existing_file(tmp_path: Path) -> None:
+    bad = ("train", "--dataset", "micronet_segmentation/super3", "--crop", "100", "--out",
+           str(tmp_path / "run"), "--debug")
+    result = run_cli(*bad)
+    assert result.returncode == 1 and "Traceback" in result.stderr
+    assert "--crop 100" in result.stderr or "crop" in result.stderr
+    existing = tmp_path / "model.onnx"
+    existing.write_bytes(b"mine")
+    export = run_cli("export", "resnet18", "--format", "onnx", "--out", str(existing))
+    assert export.returncode == 2 and "exists: pass --force" in export.stderr
+    assert existing.read_bytes() == b"mine"

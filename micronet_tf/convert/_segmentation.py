@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -62,14 +63,22 @@ def segmentation_model_from_torch(
             + " (e.g. architecture='Unet', encoder='resnet50')"
         )
     names = _class_names(meta.get("class_values"))
+    head = (int(state.state_dict[_HEAD_BIAS].shape[0]) if _HEAD_BIAS in state.state_dict
+            else None)
     if classes is None:
-        if meta.get("class_values") is not None:
+        # The head's channels decide (its weights must fit); class_values only name them.
+        if head is not None:
+            classes = head
+        elif meta.get("class_values") is not None:
             classes = len(meta["class_values"])
-        elif _HEAD_BIAS in state.state_dict:
-            classes = int(state.state_dict[_HEAD_BIAS].shape[0])
         else:
             raise ConversionError(f"{state.source}: cannot tell the class count; pass classes=")
-    if names is not None and len(names) != classes:
+    if meta.get("class_values") is not None and len(meta["class_values"]) != classes:
+        warnings.warn(
+            f"{state.source}: its class_values name {len(meta['class_values'])} classes "
+            f"({', '.join(map(str, names or meta['class_values']))}) but the model has "
+            f"{classes} output channel(s) (its segmentation head's); the class names are "
+            "not kept", stacklevel=2)
         names = None
     model = create_segmentation_model(
         architecture, encoder, classes=classes, activation=activation, class_names=names,

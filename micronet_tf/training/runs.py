@@ -10,7 +10,7 @@ from pathlib import Path
 
 import keras
 
-from micronet_tf._files import atomic_output_path
+from micronet_tf._files import atomic_output_path, owned_output_folder
 from micronet_tf.training.benchmark_data import benchmark_task, load_split
 from micronet_tf.training.checkpoints import (
     BEST_MODEL,
@@ -161,9 +161,12 @@ def train_on_benchmark(
 
 def evaluate_on_benchmark(
     model: str | os.PathLike | keras.Model, dataset: str, *, split: str = "test",
-    out_dir: str | os.PathLike, data_dir: str | None = None,
+    out_dir: str | os.PathLike, data_dir: str | None = None, force: bool = False,
 ) -> dict:
-    """Per-class IoU (JSON, CSV), accuracy maps, and — for a run folder — its training curves."""
+    """Per-class IoU (JSON, CSV), accuracy maps, and — for a run folder — its training curves.
+
+    ``out_dir`` may hold only what an earlier evaluation wrote there (its manifest says which
+    files), unless ``force``."""
     from micronet_tf.data import make_segmentation_pipeline
 
     task = benchmark_task(dataset)
@@ -188,11 +191,11 @@ def evaluate_on_benchmark(
     eval_ds = make_segmentation_pipeline(split_ds, training=False, batch_size=1,
                                          classes=task.targets, return_info=True)
     skip = [] if task.background_channel is None else [task.background_channel]
-    out_dir = Path(out_dir)
-    metrics = evaluate_segmentation(model, eval_ds, task.class_names, filenames=filenames,
-                                    out_dir=out_dir, skip_channels=skip)
-    if log is not None and log.is_file():
-        plot_training_curves(log, out_dir / "training_curves.png")
+    with owned_output_folder(out_dir, "evaluate", force) as out_dir:
+        metrics = evaluate_segmentation(model, eval_ds, task.class_names, filenames=filenames,
+                                        out_dir=out_dir, skip_channels=skip)
+        if log is not None and log.is_file():
+            plot_training_curves(log, out_dir / "training_curves.png")
     return metrics
 
 
@@ -218,11 +221,12 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", *,
         force=found is not None and bool(found[1].get("finished")),
     )
     trained = time.perf_counter() - started
+    # The demo's own report folders (summary.json is written beside the evaluation).
     metrics = evaluate_on_benchmark(out_dir / "run", dataset, split="test",
-                                    out_dir=out_dir / "report", data_dir=data_dir)
+                                    out_dir=out_dir / "report", data_dir=data_dir, force=True)
     for split in extra_tests:
         evaluate_on_benchmark(out_dir / "run", dataset, split=split,
-                              out_dir=out_dir / f"report_{split}", data_dir=data_dir)
+                              out_dir=out_dir / f"report_{split}", data_dir=data_dir, force=True)
     summary = {
         "dataset": dataset, "architecture": architecture, "encoder": encoder,
         "encoder_weights": None if encoder_weights is None else str(encoder_weights),

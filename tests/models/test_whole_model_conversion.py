@@ -88,6 +88,23 @@ def test_bare_state_dict_needs_architecture_and_encoder(trained, tmp_path: Path)
         segmentation_model_from_torch(bare, "Unet", "resnet18", classes=4)
 
 
+def test_class_values_that_disagree_with_the_head_warn_and_the_head_decides(
+        tmp_path: Path) -> None:
+    """An EBC-style binary model (one sigmoid channel) saved with two class_values."""
+    reference = torch_reference.build_segmentation_model("Unet", "resnet18", classes=1, seed=3)
+    path = tmp_path / "binary.pth.tar"
+    torch.save({"architecture": "Unet", "encoder": "resnet18",
+                "class_values": {"background": 0, "oxide": 1},
+                "state_dict": reference.state_dict()}, path)
+    with pytest.warns(UserWarning, match=r"class_values name 2 classes \(background, oxide\) "
+                                         r"but the model has 1 output channel"):
+        model = segmentation_model_from_torch(path, activation=None)
+    assert model_info(model)["classes"] == 1
+    images = random_images(64, 64)
+    assert_features_match([model(images, training=False)],
+                          torch_reference.run_nhwc(reference, images), "binary logits")
+
+
 def test_convert_model_cli_writes_a_plain_keras_file(trained, tmp_path: Path) -> None:
     reference, path = trained
     out = tmp_path / "unet.keras"

@@ -176,3 +176,40 @@ def test_truncated_or_missing_keras_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="missing.keras': no such file"):
         micronet_tf.load_model(tmp_path / "missing.keras")
     assert micronet_tf.load_model(path).output_shape == (None, 2)
+
+
+def test_evaluate_style_output_folders_are_owned(tmp_path: Path) -> None:
+    """owned_output_folder (evaluate's --out): a folder with the user's files is refused, the
+    command's own files from an earlier run are not, and --force writes anyway."""
+    import pytest
+
+    from micronet_tf._files import OUTPUT_MANIFEST, owned_output_folder
+
+    out = tmp_path / "eval"
+    with owned_output_folder(out, "evaluate") as folder:
+        (folder / "metrics.json").parent.mkdir(parents=True, exist_ok=True)
+        (folder / "metrics.json").write_text("{}")
+    with owned_output_folder(out, "evaluate") as folder:  # its own file: fine
+        (folder / "metrics.json").write_text("{\"again\": 1}")
+    (out / "notes.txt").write_text("the user's")
+    with pytest.raises(FileExistsError, match="notes.txt.*--force"):
+        with owned_output_folder(out, "evaluate"):
+            pass
+    with owned_output_folder(out, "evaluate", force=True) as folder:
+        (folder / "metrics.csv").write_text("a")
+    assert json.loads((out / OUTPUT_MANIFEST).read_text())["files"] == {
+        "metrics.csv": "evaluate", "metrics.json": "evaluate"}
+    assert (out / "notes.txt").read_text() == "the user's"
+
+
+def test_corrupt_onnx_model_is_named(tmp_path: Path) -> None:
+    import pytest
+
+    from micronet_tf.batch import predict_files
+
+    broken = tmp_path / "m.onnx"
+    broken.write_bytes(b"\x08\x07garbage")
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(image)
+    with pytest.raises(ValueError, match="m.onnx' is corrupt or not an ONNX model"):
+        predict_files(broken, [str(image)], tmp_path / "out", engine="onnx")
