@@ -77,30 +77,142 @@ def _weights_argument(value: str | None):
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from micronet_tf.training.runs import check_training_arguments, train_on_benchmark
+    from micronet_tf.training.distribute import get_strategy
+    from micronet_tf.training.runs import (
+        check_training_arguments,
+        train_on_benchmark,
+        train_on_folders,
+    )
 
+    _check_data_flags(args, "train")
+    weights = _weights_argument(args.encoder_weights)
     check_training_arguments(epochs=args.epochs, batch_size=args.batch_size, crop=args.crop,
                              patience=args.patience, repeats=args.repeats, initial_lr=args.lr,
-                             checkpoint_every=args.checkpoint_every,
-                             encoder_weights=_weights_argument(args.encoder_weights), cli=True)
-    result = train_on_benchmark(
-        args.dataset, args.architecture, args.encoder, out_dir=args.out,
-        encoder_weights=_weights_argument(args.encoder_weights), patience=args.patience,
-        epochs=args.epochs, batch_size=args.batch_size, crop=args.crop, strategy=args.strategy,
-        seed=args.seed, repeats=args.repeats, initial_lr=args.lr,
-        checkpoint_every=args.checkpoint_every, force=args.force,
-    )
+                             checkpoint_every=args.checkpoint_every, encoder_weights=weights,
+                             cli=True)
+    if args.init is not None and not args.init.is_file():
+        raise FileNotFoundError(f"--init {str(args.init)!r}: expected a trained .keras model")
+    # The strategy comes first: a multi-worker one must exist before TensorFlow runs anything.
+    strategy = get_strategy(args.strategy)
+    common = dict(out_dir=args.out, encoder_weights=weights, init=args.init,
+                  patience=args.patience, epochs=args.epochs, batch_size=args.batch_size,
+                  crop=args.crop, strategy=strategy, seed=args.seed, repeats=args.repeats,
+                  initial_lr=args.lr, checkpoint_every=args.checkpoint_every, force=args.force)
+    if args.dataset is not None:
+        result = train_on_benchmark(args.dataset, args.architecture, args.encoder, **common)
+    else:
+        result = train_on_folders(
+            args.images, args.masks, args.classes, args.architecture, args.encoder,
+            mask_format=args.mask_format, val_images=args.val_images, val_masks=args.val_masks,
+            val_fraction=args.val_fraction, keep_orientation=args.keep_orientation, **common)
+    _wait_for_workers(strategy)
     print(f"best validation IoU {result.best_iou:.4f} at epoch {result.best_epoch + 1}; "
           f"model: {result.best_model}")
 
 
-def _cmd_evaluate(args: argparse.Namespace) -> None:
-    from micronet_tf.training.runs import evaluate_on_benchmark
+def _wait_for_workers(strategy) -> None:
+    """Several workers leave together (one that exits first reads as crashed to the others)."""
+    from micronet_tf.training.distribute import gather_from_workers, is_multiworker
 
-    metrics = evaluate_on_benchmark(args.model, args.dataset, split=args.split, out_dir=args.out,
-                                    force=args.force)
+    if is_multiworker(strategy):
+        gather_from_workers(strategy, 0.0)
+
+
+def _check_data_flags(args: argparse.Namespace, command: str) -> None:
+    """``--dataset`` or ``--images`` with ``--masks``; the class map only with folders."""
+    if (args.dataset is None) == (args.images is None):
+        raise ValueError(f"{command}: pass --dataset (a benchmark set or a `micronet-tf "
+                         "dataset` folder) or --images DIR --masks DIR (your own labelled "
+                         "micrographs), one of the two")
+    if args.images is not None and args.masks is None:
+        raise ValueError("--images needs --masks (the folder of their label images)")
+    if args.dataset is not None:
+        folder_only = [flag for flag, value in (
+            ("--masks", args.masks), ("--classes", args.classes),
+            ("--mask-format", args.mask_format),
+            ("--val-images", getattr(args, "val_images", None)),
+            ("--val-masks", getattr(args, "val_masks", None)),
+            ("--val-fraction", getattr(args, "val_fraction", None)),
+            ("--keep-orientation", getattr(args, "keep_orientation", False) or None))
+            if value is not None]
+        if folder_only:
+            raise ValueError(f"{', '.join(folder_only)}: for --images folders; a --dataset "
+                             "brings its own masks and class map")
+    elif command == "train" and not args.classes:
+        raise ValueError("--classes: name the classes of your masks, e.g. --classes matrix "
+                         "secondary:0,0,255 tertiary:255,0,0 (colour masks; a name without a "
+                         "colour is the rest) or --mask-format index --classes background oxide")
+
+
+def _cmd_pretrain(args: argparse.Namespace) -> None:
+    from micronet_tf.training.pretraining import (
+        check_pretraining_arguments,
+        pretrain_on_folders,
+        validation_scores,
+    )
+
+    weights = _weights_argument(args.encoder_weights)
+    options = dict(val_per_class=args.val_per_class, size=args.size, batch_size=args.batch_size,
+                   epochs=args.epochs, patience=args.patience, initial_lr=args.lr,
+                   checkpoint_every=args.checkpoint_every, encoder_weights=weights)
+    check_pretraining_arguments(encoder=args.encoder, cli=True, **options)
+    strategy = args.strategy
+    if strategy == "multiworker":  # at startup, before anything else touches TensorFlow
+        from micronet_tf.training.distribute import get_strategy
+
+        strategy = get_strategy(strategy)
+    result = pretrain_on_folders(args.data_dir, args.encoder, out_dir=args.out_dir,
+                                 strategy=strategy, seed=args.seed, force=args.force, **options)
+    scores = validation_scores(result)
+    if scores:
+        print(f"best validation top-1 {scores['val_top1']:.4f}, top-5 {scores['val_top5']:.4f} "
+              f"at epoch {scores['epoch']}; classes (label order): "
+              f"{result.out_dir / 'classes.json'}")
+    print(f"pre-trained encoder: {result.encoder_weights}\n"
+          f"use it: micronet-tf train --images IMAGES --masks MASKS --classes CLASSES "
+          f"--encoder {args.encoder} --encoder-weights {result.encoder_weights}")
+# -- end pretrain --------------------------------------------------------------------------
+
+
+# -- dataset -------------------------------------------------------------------------------
+def _cmd_dataset(args: argparse.Namespace) -> None:
+    from micronet_tf.data.class_map import parse_class_map
+    from micronet_tf.data.folder_tfds import load_segmentation_tfds_info, write_segmentation_tfds
+
+    class_map = parse_class_map(args.classes, args.mask_format)
+    path = write_segmentation_tfds(
+        args.images_dir, args.masks_dir, class_map, out_dir=args.out_dir, name=args.name,
+        val_images_dir=args.val_images_dir, val_masks_dir=args.val_masks_dir,
+        test_images_dir=args.test_images_dir, test_masks_dir=args.test_masks_dir,
+        keep_orientation=args.keep_orientation, shard_examples=args.shard_examples,
+        on_unpaired=args.on_unpaired, force=args.force,
+    )
+    info = load_segmentation_tfds_info(path)
+    print(f"wrote {path}")
+    for split, count in info.splits.items():
+        shards = info.shards[split]
+        print(f"  {split:<10} {count} examples, {shards} shard{'s' if shards > 1 else ''}")
+    print(f"  classes: {class_map.describe()}"
+          f"{'; keep orientation' if info.keep_orientation else ''}")
+    print(f'use it: tfds.load("{info.name}", data_dir="{info.data_dir}", split="train")\n'
+          f"    or: micronet-tf train --dataset {path} --out RUN ...")
+# -- end dataset ---------------------------------------------------------------------------
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> None:
+    from micronet_tf.training.runs import evaluate_on_benchmark, evaluate_on_folders
+
+    _check_data_flags(args, "evaluate")
+    if args.dataset is not None:
+        metrics = evaluate_on_benchmark(args.model, args.dataset, split=args.split,
+                                        out_dir=args.out, force=args.force)
+    else:
+        metrics = evaluate_on_folders(args.model, args.images, args.masks, out_dir=args.out,
+                                      classes=args.classes, mask_format=args.mask_format,
+                                      force=args.force)
     for name, value in metrics["per_class_iou"].items():
-        print(f"IoU {name:<12} {value:.4f}")
+        error = metrics["area_fraction_mean_abs_error"][name]
+        print(f"IoU {name:<12} {value:.4f}   area fraction error {error:.4f}")
     print(f"mean IoU ({', '.join(metrics['mean_iou_classes'])}): {metrics['mean_iou']:.4f}; "
           f"written to {args.out}")
 
@@ -205,6 +317,20 @@ def _add_encoder_option(parser: argparse.ArgumentParser) -> None:
                         help="an encoder build option (repeatable); see `micronet-tf list`")
 
 
+def _add_data_flags(parser: argparse.ArgumentParser, classes_help: str | None = None) -> None:
+    parser.add_argument("--dataset", help="a benchmark set (micronet_segmentation/super3, ...) "
+                        "or a folder written by `micronet-tf dataset`")
+    parser.add_argument("--images", type=Path, help="folder of your micrographs")
+    parser.add_argument("--masks", type=Path,
+                        help="their label images (a.tif with a.png or a_mask.tif)")
+    parser.add_argument("--classes", nargs="+", metavar="NAME[:R,G,B]",
+                        help=classes_help or "the class map: matrix secondary:0,0,255 "
+                        "tertiary:255,0,0 (colour masks; a name without a colour is the "
+                        "rest), or names of mask values 0, 1, ... with --mask-format index")
+    parser.add_argument("--mask-format", choices=["rgb", "index"],
+                        help="default: rgb when --classes gives colours, else index")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="micronet-tf",
@@ -250,13 +376,25 @@ def build_parser() -> argparse.ArgumentParser:
     whole.set_defaults(func=_cmd_convert_model)
 
     train = commands.add_parser(
-        "train", help="train a segmentation model on a benchmark set with the paper's recipe"
+        "train", help="train a segmentation model with the paper's recipe: on your own "
+        "labelled micrographs (--images, --masks, --classes) or a benchmark set (--dataset)"
     )
-    train.add_argument("--dataset", required=True, help="e.g. micronet_segmentation/super3")
-    train.add_argument("--architecture", default="Unet")
-    train.add_argument("--encoder", default="resnet50")
+    _add_data_flags(train)
+    train.add_argument("--keep-orientation", action="store_true",
+                       help="only horizontal flips (layered cross-sections, as EBC)")
+    train.add_argument("--val-images", type=Path, help="validation micrographs")
+    train.add_argument("--val-masks", type=Path, help="their masks")
+    train.add_argument("--val-fraction", type=float,
+                       help="hold out this fraction of each training image for validation: a "
+                       "full-height strip of its right-most columns, never seen by training "
+                       "crops (default 0.2 when no --val-images)")
+    train.add_argument("--architecture", default=None, help="default Unet (or --init's)")
+    train.add_argument("--encoder", default=None, help="default resnet50 (or --init's)")
     train.add_argument("--encoder-weights", default=None,
                        help="PyTorch checkpoint / .weights.h5 of the encoder, or none")
+    train.add_argument("--init", type=Path,
+                       help="fine-tune this trained .keras model (a new head if the classes "
+                       "differ)")
     train.add_argument("--out", required=True, type=Path, help="run folder (resumes if it exists)")
     train.add_argument("--patience", type=int, default=30)
     train.add_argument("--epochs", type=int, default=None,
@@ -268,7 +406,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="augmented copies of each training image per epoch")
     train.add_argument("--lr", type=float, default=2e-4, help="first-stage learning rate")
     train.add_argument("--strategy", default="auto",
-                       choices=["auto", "mirrored", "multiworker", "one_device"])
+                       choices=["auto", "mirrored", "multiworker", "one_device"],
+                       help="multiworker: one process per machine, each with its TF_CONFIG")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--checkpoint-every", default="5min", metavar="N|Mmin",
                        help="epochs (5) or minutes (10min) between resumable checkpoints "
@@ -277,18 +416,88 @@ def build_parser() -> argparse.ArgumentParser:
                        help="replace the run in --out (a different or finished one)")
     train.set_defaults(func=_cmd_train)
 
+    # -- pretrain ----------------------------------------------------------------------
+    pretrain = commands.add_parser(
+        "pretrain", help="MicroNet-style pre-training: train an encoder as a classifier of "
+        "class folders (DATA/<class>/*.tif|png|jpg)"
+    )
+    pretrain.add_argument("--data", dest="data_dir", required=True, type=Path, metavar="DIR",
+                          help="folder with one sub-folder of micrographs per class")
+    pretrain.add_argument("--encoder", default="resnet50")
+    pretrain.add_argument("--out", dest="out_dir", required=True, type=Path, metavar="RUN",
+                          help="run folder (resumes if it holds this run)")
+    pretrain.add_argument("--encoder-weights", default=None,
+                          help="start from these encoder weights (NASA checkpoint, zoo name or "
+                          ".weights.h5); default: random")
+    pretrain.add_argument("--val-per-class", type=int, default=50,
+                          help="validation images per class (at most half of a small class)")
+    pretrain.add_argument("--size", type=int, default=224, help="crop size in pixels")
+    pretrain.add_argument("--batch-size", type=int, default=32)
+    pretrain.add_argument("--epochs", type=int, default=None,
+                          help="epoch cap (default: until early stopping)")
+    pretrain.add_argument("--patience", type=int, default=30,
+                          help="epochs without a better validation top-1 before stopping")
+    pretrain.add_argument("--lr", type=float, default=0.1,
+                          help="initial SGD learning rate (x0.9 every 30 epochs)")
+    pretrain.add_argument("--strategy", default="auto",
+                          choices=["auto", "mirrored", "multiworker", "one_device"])
+    pretrain.add_argument("--seed", type=int, default=0)
+    pretrain.add_argument("--checkpoint-every", default="5min", metavar="N|Mmin",
+                          help="epochs (5) or minutes (10min) between resumable checkpoints")
+    pretrain.add_argument("--force", action="store_true",
+                          help="replace the run in --out (a different or finished one)")
+    pretrain.set_defaults(func=_cmd_pretrain)
+    # -- end pretrain ------------------------------------------------------------------
+
     evaluate = commands.add_parser(
-        "evaluate", help="per-class IoU, accuracy maps and training curves on a benchmark split"
+        "evaluate", help="per-class IoU, accuracy maps, area-fraction errors and training "
+        "curves, on your labelled folders or a benchmark split"
     )
     evaluate.add_argument("model", type=Path,
                           help="a run folder (uses best.keras) or a .keras file")
-    evaluate.add_argument("--dataset", required=True)
+    _add_data_flags(evaluate, classes_help="default: the class map the model was trained with")
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--out", required=True, type=Path)
     evaluate.add_argument("--force", action="store_true",
                           help="write into an --out folder that holds files evaluate did not "
                           "write")
     evaluate.set_defaults(func=_cmd_evaluate)
+
+    # -- dataset -----------------------------------------------------------------------
+    dataset = commands.add_parser(
+        "dataset", help="write labelled image / mask folders as a TFDS dataset (sharded "
+        "TFRecords with the class map) for large or multi-machine training"
+    )
+    dataset.add_argument("--images", dest="images_dir", required=True, type=Path,
+                         help="training images")
+    dataset.add_argument("--masks", dest="masks_dir", required=True, type=Path,
+                         help="their masks, paired by name (a.tif with a_mask.tif or a.png)")
+    dataset.add_argument("--val-images", dest="val_images_dir", type=Path)
+    dataset.add_argument("--val-masks", dest="val_masks_dir", type=Path)
+    dataset.add_argument("--test-images", dest="test_images_dir", type=Path)
+    dataset.add_argument("--test-masks", dest="test_masks_dir", type=Path)
+    dataset.add_argument("--classes", nargs="+", required=True,
+                         help="class names in mask order, with colours for colour masks: "
+                         "matrix secondary:0,0,255 tertiary:255,0,0 (a name without a colour "
+                         "is the rest); index masks: background oxide crack")
+    dataset.add_argument("--mask-format", choices=["rgb", "index"], default=None,
+                         help="default: rgb when --classes gives colours, else index")
+    dataset.add_argument("--keep-orientation", action="store_true",
+                         help="record that augmentation must not rotate the images (layered "
+                         "cross-sections such as coatings)")
+    dataset.add_argument("--name", default="micrographs",
+                         help="TFDS dataset name (default: micrographs)")
+    dataset.add_argument("--out", dest="out_dir", required=True, type=Path,
+                         help="data_dir to write NAME/1.0.0/ into")
+    dataset.add_argument("--shard-examples", type=int, default=None, metavar="N",
+                         help="at most N examples per shard (default: shards of ~100 MiB)")
+    dataset.add_argument("--on-unpaired", default="error", choices=["error", "skip"],
+                         help="images without a mask or masks without an image: fail "
+                         "(default) or leave them out")
+    dataset.add_argument("--force", action="store_true",
+                         help="replace an existing --out/NAME/1.0.0")
+    dataset.set_defaults(func=_cmd_dataset)
+    # -- end dataset -------------------------------------------------------------------
 
     predict = commands.add_parser(
         "predict", help="segment micrographs of any size (tiled); index masks + overlays"

@@ -18,6 +18,11 @@ _LAZY = {
     "make_classification_pipeline": "micronet_tf.data.classification",
     "paper_augmentation": "micronet_tf.data.augment",
     "MicronetConfig": "micronet_tf.tfds_datasets.micronet",
+    "ClassMap": "micronet_tf.data.class_map",
+    "parse_class_map": "micronet_tf.data.class_map",
+    "write_segmentation_tfds": "micronet_tf.data.folder_tfds",
+    "load_segmentation_tfds_info": "micronet_tf.data.folder_tfds",
+    "load_segmentation_tfds_split": "micronet_tf.data.folder_tfds",
 }
 
 __all__ = ["BENCHMARK_SETS", "EBC_CLASSES", "SUPER_CLASSES", *_LAZY]

@@ -11,9 +11,10 @@ from micronet_tf.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 CENTRE_FRACTION = 0.875
 
 
-def _as_pair(element):
-    if isinstance(element, dict):
-        return element["image"], element["label"]
+def _as_pair(*element):
+    """A TFDS ``micronet`` dict, or the two components of an ``(image, label)`` dataset."""
+    if len(element) == 1 and isinstance(element[0], dict):
+        return element[0]["image"], element[0]["label"]
     return element
 
 

@@ -32,6 +32,8 @@ __all__ = [
     "list_architectures",
     "load_torch_weights",
     "model_info",
+    "set_training_labels",
+    "training_labels",
 ]
 
 _ARCHITECTURE_MODULES = ("unet", "unetplusplus", "linknet", "pspnet", "deeplabv3", "fpn", "pan")
@@ -133,6 +135,16 @@ def class_names(model: keras.Model) -> list[str] | None:
 def model_info(model: keras.Model) -> dict:
     """``architecture``, ``encoder``, ``classes`` and ``decoder_kwargs`` of a segmentation model."""
     return dict(_output_layer(model).model_info)
+
+
+def training_labels(model: keras.Model) -> dict | None:
+    """How the model's training read its masks (class map, channels, orientation), or None."""
+    return _output_layer(model).model_info.get("labels")
+
+
+def set_training_labels(model: keras.Model, record: dict) -> None:
+    """Store ``record`` (``SegmentationTask.labels_record()``) in the model (saved with it)."""
+    _output_layer(model).model_info["labels"] = dict(record)
 
 
 def load_torch_weights(model: keras.Model, checkpoint):

@@ -14,7 +14,10 @@ __all__ = [
     "TwoStageSchedule",
     "get_strategy",
     "iou_metrics",
+    "pretrain_on_folders",
     "train_classifier",
+    "train_on_benchmark",
+    "train_on_folders",
     "train_segmentation",
 ]
 
@@ -29,6 +32,15 @@ def __getattr__(name: str):
         from micronet_tf.training import classifier
 
         return getattr(classifier, name)
+    if name == "pretrain_on_folders":
+        from micronet_tf.training.pretraining import pretrain_on_folders
+
+        return pretrain_on_folders
+    if name in ("train_on_benchmark", "train_on_folders", "evaluate_on_benchmark",
+                "evaluate_on_folders"):
+        from micronet_tf.training import runs
+
+        return getattr(runs, name)
     if name == "get_strategy":
         from micronet_tf.training.distribute import get_strategy
 

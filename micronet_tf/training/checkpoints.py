@@ -166,12 +166,15 @@ class RunCheckpoint(keras.callbacks.Callback):
     (the schedule, early stopping), saved in each checkpoint and restored on resume.
     ``restore_best``: load the best weights when training ends (before ``best.keras``).
     Place it after the callbacks that add to the epoch's logs (the schedule's learning rate).
+    ``strategy``: under a MultiWorkerMirroredStrategy the workers agree on when to checkpoint
+    and, on resume, on the newest epoch every worker holds a checkpoint of (a worker killed
+    while writing one resumes with the others from the one before).
     """
 
     def __init__(self, out_dir: str | os.PathLike, *, monitor: str, mode: str = "max",
                  every: int | str = "5min", resume: bool = True,
                  stateful: Sequence[keras.callbacks.Callback] = (), restore_best: bool = True,
-                 keep: int = 2, verbose: bool = True) -> None:
+                 keep: int = 2, verbose: bool = True, strategy=None) -> None:
         super().__init__()
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
@@ -179,6 +182,9 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.every_epochs, self.every_seconds = parse_interval(every)
         self.resume, self.stateful, self.restore_best = resume, list(stateful), restore_best
         self.keep, self.verbose = max(1, keep), verbose
+        from micronet_tf.training.distribute import is_multiworker
+
+        self._strategy = strategy if is_multiworker(strategy) else None
         self.rows: list[dict] = []
         self.best: float | None = None
         self.best_epoch: int | None = None
@@ -270,13 +276,43 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.resumed_from = record["epochs_done"]
         self._last_saved_epoch = record["epochs_done"]
 
+    def _all_workers(self, value: float) -> list[float]:
+        """``value`` of every worker (just this one's without several workers)."""
+        if self._strategy is None:
+            return [value]
+        from micronet_tf.training.distribute import gather_from_workers
+
+        return gather_from_workers(self._strategy, value)
+
+    def _checkpoint_to_resume(self) -> tuple[Path, dict] | None:
+        found = latest_checkpoint(self.out_dir)
+        if self._strategy is None:
+            return found
+        agreed = int(min(self._all_workers(found[1]["epochs_done"] if found else 0)))
+        if found is None or agreed == found[1]["epochs_done"]:
+            return found if agreed else None
+        for epochs, path in _checkpoints(self._folder):
+            if epochs > agreed:  # of a timeline the other workers did not reach
+                shutil.rmtree(path, ignore_errors=True)
+            elif epochs == agreed:
+                try:
+                    return path, _read_checkpoint(path)
+                except ValueError as error:
+                    raise ValueError(f"the workers' newest common checkpoint is damaged here: "
+                                     f"{error}") from None
+        if agreed == 0:
+            return None
+        raise ValueError(f"{self._folder}: another worker resumes after epoch {agreed}, but "
+                         "this worker no longer holds that checkpoint; start the run afresh "
+                         "(--force) on every worker")
+
     # -- Keras hooks -----------------------------------------------------------------------
     def on_train_begin(self, logs=None) -> None:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._clean_partials()
         self.rows, self.best, self.best_epoch, self.resumed_from = [], None, None, None
         self.seconds = 0.0
-        found = latest_checkpoint(self.out_dir) if self.resume else None
+        found = self._checkpoint_to_resume() if self.resume else None
         if found is not None:
             self._restore(*found)
             if self.verbose:
@@ -311,6 +347,8 @@ class RunCheckpoint(keras.callbacks.Callback):
             done - (self._last_saved_epoch or 0) >= self.every_epochs)
         due_time = self.every_seconds is not None and (
             time.monotonic() - self._last_saved_time >= self.every_seconds)
+        if self._strategy is not None and self.every_seconds is not None:
+            due_time = max(self._all_workers(float(due_time))) > 0  # one clock for all
         if due_epochs or due_time:
             self.save_checkpoint(done)
 

@@ -18,7 +18,7 @@ from micronet_tf.training.checkpoints import (
     RunCheckpoint,
     check_resumable,
 )
-from micronet_tf.training.distribute import get_strategy
+from micronet_tf.training.distribute import get_strategy, worker_folder
 
 ENCODER_WEIGHTS = "encoder.weights.h5"
 MONITOR = "val_top1"
@@ -140,13 +140,13 @@ def train_classifier(
         raise ValueError(f"decay_every must be >= 1 epoch, got {decay_every!r}")
     if max_epochs < 1:
         raise ValueError(f"max_epochs={max_epochs!r}: expected a positive number of epochs")
+    strategy = get_strategy(strategy)  # first: a multi-worker one must precede all else
+    out_dir = worker_folder(out_dir, strategy)
     if resume:
         check_resumable(out_dir, max_epochs)
     if seed is not None:
         keras.utils.set_random_seed(seed)
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    strategy = get_strategy(strategy)
     coupled = weight_decay_mode == "pytorch"
     with strategy.scope():
         model = get_classifier(encoder, classes, weights=weights)
@@ -162,7 +162,8 @@ def train_classifier(
         )
     stopper = ResumableEarlyStopping(patience=patience)
     checkpoint = RunCheckpoint(out_dir, monitor=MONITOR, every=checkpoint_every, resume=resume,
-                               stateful=[stopper], verbose=verbose != 0)
+                               stateful=[stopper], verbose=verbose != 0,
+                               strategy=strategy)
     built_in = [
         keras.callbacks.LearningRateScheduler(step_decay(initial_lr, decay_every, decay_factor)),
         stopper,

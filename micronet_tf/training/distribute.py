@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
+from pathlib import Path
 
 import tensorflow as tf
 
@@ -53,3 +55,40 @@ def _reduce_nests(strategy: tf.distribute.Strategy) -> tf.distribute.Strategy:
 
     strategy.reduce = reduce_each
     return strategy
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Whether this process writes the run's files (always, but for a non-chief worker)."""
+    return bool(strategy.extended.should_checkpoint)
+
+
+def worker_folder(out_dir: str | os.PathLike, strategy: tf.distribute.Strategy) -> Path:
+    """Where this process writes: ``out_dir`` for the chief (or a single process); for another
+    worker ``out_dir/workertemp_<task id>``, Keras' multi-worker rule, so that workers given
+    the same ``out_dir`` on a shared file system never touch the chief's files."""
+    out_dir = Path(out_dir)
+    if is_chief(strategy):
+        return out_dir
+    resolver = getattr(strategy, "cluster_resolver", None)
+    task_id = getattr(resolver, "task_id", None)
+    return out_dir / f"workertemp_{task_id if task_id is not None else 'x'}"
+
+
+def is_multiworker(strategy: tf.distribute.Strategy | None) -> bool:
+    """A MultiWorkerMirroredStrategy over more than one worker."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    return strategy.extended._num_workers > 1
+
+
+def gather_from_workers(strategy: tf.distribute.Strategy, value: float) -> list[float]:
+    """Every replica's ``value`` (one collective; each worker must call it at the same point),
+    so that workers take the same decision (when to checkpoint, which checkpoint to resume)."""
+    count = strategy.num_replicas_in_sync
+
+    def spread():
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        return tf.one_hot(replica, count, dtype=tf.float32) * value
+
+    gathered = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(spread), axis=None)
+    return [float(v) for v in gathered.numpy()]

@@ -59,7 +59,8 @@ def evaluate_segmentation(
     """IoU per class (pixels pooled over all images, prediction ``> threshold``) and per image.
 
     ``dataset`` yields ``(image, target, {"height", "width"})`` batches, as
-    ``make_segmentation_pipeline(..., training=False, return_info=True)`` makes them. With
+    ``make_segmentation_pipeline(..., training=False, return_info=True)`` makes them. Each
+    image's predicted and true area fraction per class, and their mean absolute error. With
     ``out_dir``: ``metrics.json``, ``metrics.csv`` and ``accuracy/<image>_<class>.png`` (not for
     ``skip_channels``, e.g. the matrix / background channel).
     """
@@ -80,9 +81,13 @@ def evaluate_segmentation(
             intersection += inter
             union += uni
             name = Path(filenames[index]).stem if filenames else f"image{index:03d}"
+            pixels = height * width
             per_image.append({"image": name, **{
                 f"iou_{c}": float(i / u) if u else 1.0 for c, i, u in zip(names, inter, uni)
-            }})
+            }, **{f"area_{c}": float(predicted[..., k].sum() / pixels)
+                  for k, c in enumerate(names)},
+                **{f"area_{c}_true": float(truth[..., k].sum() / pixels)
+                   for k, c in enumerate(names)}})
             if out is not None:
                 for channel, class_name in enumerate(names):
                     if channel not in skip_channels:
@@ -93,7 +98,11 @@ def evaluate_segmentation(
         raise ValueError("the evaluation dataset is empty")
     per_class = {c: float(i / u) if u else 1.0 for c, i, u in zip(names, intersection, union)}
     scored = [v for k, v in enumerate(per_class.values()) if k not in skip_channels]
+    # The measurement a phase analysis reports: each class's area fraction, against the truth.
+    area_error = {c: float(np.mean([abs(r[f"area_{c}"] - r[f"area_{c}_true"])
+                                    for r in per_image])) for c in names}
     metrics = {"per_class_iou": per_class, "mean_iou": float(np.mean(scored)),
+               "area_fraction_mean_abs_error": area_error,
                "mean_iou_classes": [c for k, c in enumerate(names) if k not in skip_channels],
                "images": per_image, "threshold": threshold}
     if out is not None:
@@ -101,7 +110,9 @@ def evaluate_segmentation(
             temporary.write_text(json.dumps(metrics, indent=2))
         with atomic_output_path(out / "metrics.csv") as temporary, open(temporary, "w",
                                                                         newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["image", *[f"iou_{c}" for c in names]])
+            fields = ["image", *[f"iou_{c}" for c in names], *[f"area_{c}" for c in names],
+                      *[f"area_{c}_true" for c in names]]
+            writer = csv.DictWriter(handle, fieldnames=fields)
             writer.writeheader()
             writer.writerows(per_image)
             writer.writerow({"image": "ALL", **{f"iou_{c}": v for c, v in per_class.items()}})

@@ -1,17 +1,21 @@
-"""Whole runs on the paper's benchmark sets: train, evaluate, and the end-to-end demo."""
+"""Whole runs: train and evaluate on the paper's benchmark sets, on ``micronet-tf dataset``
+folders and on one's own labelled folders; the end-to-end demo."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 
 from micronet_tf._files import atomic_output_path, owned_output_folder
-from micronet_tf.training.benchmark_data import benchmark_task, load_split
+from micronet_tf.training.benchmark_data import SegmentationTask, benchmark_task, load_split
 from micronet_tf.training.checkpoints import (
     BEST_MODEL,
     BEST_RECORD,
@@ -29,9 +33,11 @@ RUN_CONFIG = "run.json"
 # What makes two runs the same run: training into a folder whose run.json differs in one of
 # these refuses (force=True replaces the old run).
 RUN_IDENTITY = ("dataset", "architecture", "encoder", "encoder_weights", "class_names", "crop",
-                "batch_size", "samples_per_epoch", "seed", "initial_lr", "patience")
+                "batch_size", "samples_per_epoch", "seed", "initial_lr", "patience",
+                "data_sha256", "init")
 # Files a run writes into its folder (what force=True removes).
-RUN_FILES = (RUN_CONFIG, BEST_WEIGHTS, BEST_RECORD, BEST_MODEL, LAST_MODEL, LOG_FILE)
+RUN_FILES = (RUN_CONFIG, BEST_WEIGHTS, BEST_RECORD, BEST_MODEL, LAST_MODEL, LOG_FILE,
+             "encoder.weights.h5", "classes.json")  # the last two: pre-training runs
 RUN_FOLDERS = (CHECKPOINT_DIR, "tensorboard")
 
 
@@ -96,7 +102,22 @@ def prepare_run_folder(out_dir: Path, config: dict, *, force: bool = False) -> N
     if differences:
         raise RunFolderError(
             f"run folder {out_dir} holds a different run ({'; '.join(differences)}). Pass a new "
-            "--out, or --force (force=True) to replace that run")
+            "--out, or force (--force) to replace that run")
+
+
+def start_run(out_dir: str | os.PathLike, config: dict, *, strategy, force: bool = False
+              ) -> Path:
+    """Set up this process's run folder: refuse one holding a different run (``force``
+    replaces it), then record ``config`` in its ``run.json``. The chief (or a single process)
+    uses ``out_dir``; another worker its own ``out_dir/workertemp_<id>`` (see
+    :func:`~micronet_tf.training.distribute.worker_folder`), which it returns."""
+    from micronet_tf.training.distribute import get_strategy, worker_folder
+
+    folder = worker_folder(out_dir, get_strategy(strategy))
+    prepare_run_folder(folder, config, force=force)
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_json(folder / RUN_CONFIG, config)
+    return folder
 
 
 def _write_json(path: Path, payload: dict) -> None:
@@ -104,53 +125,232 @@ def _write_json(path: Path, payload: dict) -> None:
         temporary.write_text(json.dumps(payload, indent=2))
 
 
-def train_on_benchmark(
-    dataset: str, architecture: str, encoder: str, *, out_dir: str | os.PathLike,
-    encoder_weights=None, patience: int = 30, epochs: int | None = None,
-    batch_size: int | None = None, crop: int = 512, strategy: str = "auto", seed: int = 0,
-    data_dir: str | None = None, repeats: int = 1, initial_lr: float = 2e-4,
-    checkpoint_every: int | str = "5min", force: bool = False, verbose: int | str = "auto",
-) -> TrainingResult:
-    """The paper's recipe on a benchmark set (``micronet_segmentation/super3``, ...).
+@dataclass
+class TrainingData:
+    """A run's data: the task, its training and validation examples (TFDS-like element
+    dicts), and what run.json records of them."""
 
-    ``batch_size=None`` is the paper's full-batch mode (the whole training set, augmented, each
-    epoch); ``epochs=None`` trains until the two-stage schedule stops. ``repeats`` > 1 shows
-    each training image that many times (differently augmented) per epoch. A folder that
-    holds another run is refused (``force=True`` replaces it); one that holds this run resumes
-    (a finished one raises ``RunFinishedError`` unless ``epochs`` extends it).
-    """
-    from micronet_tf.data import make_segmentation_pipeline
-    from micronet_tf.models import create_segmentation_model
+    task: SegmentationTask
+    train: tf.data.Dataset
+    validation: tf.data.Dataset
+    record: dict
 
-    check_training_arguments(epochs=epochs, batch_size=batch_size, crop=crop, patience=patience,
-                             repeats=repeats, initial_lr=initial_lr,
-                             checkpoint_every=checkpoint_every, encoder_weights=encoder_weights)
-    task = benchmark_task(dataset)
-    train_split, val_split = load_split(task, "train", data_dir), load_split(task, "validation",
-                                                                              data_dir)
-    count = int(train_split.cardinality()) * repeats
-    batch = batch_size or count
-    train_ds = make_segmentation_pipeline(
-        train_split.repeat(repeats), training=True, crop=crop, batch_size=batch,
-        classes=task.targets, keep_orientation=task.keep_orientation, seed=seed,
+
+def _pixels_record(split: tf.data.Dataset) -> list[dict]:
+    """File names and the sha256 of each example's pixels (image and mask)."""
+    rows = []
+    for element in split.as_numpy_iterator():
+        name = element["image/filename"]
+        rows.append({"image": name.decode() if isinstance(name, bytes) else str(name),
+                     "pixels_sha256": hashlib.sha256(element["image"].tobytes()).hexdigest(),
+                     "mask_pixels_sha256": hashlib.sha256(
+                         element["segmentation_mask"].tobytes()).hexdigest()})
+    return rows
+
+
+def dataset_task(dataset: str) -> SegmentationTask:
+    """A benchmark set's name, or a folder written by ``micronet-tf dataset`` -> its task."""
+    if Path(dataset).is_dir():
+        from micronet_tf.data.folder_tfds import load_segmentation_tfds_info
+
+        info = load_segmentation_tfds_info(dataset)
+        return SegmentationTask(str(Path(dataset)), info.class_map, info.keep_orientation)
+    return benchmark_task(dataset)
+
+
+def _load_tfds_split(task: SegmentationTask, split: str, data_dir: str | None):
+    if Path(task.dataset).is_dir():
+        from micronet_tf.data.folder_tfds import load_segmentation_tfds_split
+
+        return load_segmentation_tfds_split(task.dataset, split)
+    return load_split(task, split, data_dir)
+
+
+def tfds_training_data(dataset: str, data_dir: str | None = None) -> TrainingData:
+    """A benchmark set, or a dataset written by ``micronet-tf dataset``, as training data."""
+    task = dataset_task(dataset)
+    train, validation = (_load_tfds_split(task, split, data_dir)
+                         for split in ("train", "validation"))
+    record = {"source": task.dataset, "train": _pixels_record(train),
+              "validation": _pixels_record(validation)}
+    return TrainingData(task, train, validation, record)
+
+
+def folder_training_data(
+    images: str | os.PathLike, masks: str | os.PathLike, classes, *,
+    mask_format: str | None = None, val_images: str | os.PathLike | None = None,
+    val_masks: str | os.PathLike | None = None, val_fraction: float | None = None,
+    keep_orientation: bool = False,
+) -> TrainingData:
+    """Labelled folders (see :func:`~micronet_tf.data.segmentation_dataset_from_folders`) as
+    training data; validation from other folders, or a held-out strip of ``val_fraction`` of
+    each image (:func:`~micronet_tf.data.folders.hold_out_strip`; 0.2 when neither is given)."""
+    from micronet_tf.data.class_map import ClassMap, parse_class_map
+    from micronet_tf.data.folders import (
+        dataset_from_examples,
+        describe_pairs,
+        hold_out_strip,
+        load_folder_pairs,
     )
-    val_ds = make_segmentation_pipeline(val_split, training=False, batch_size=1,
-                                        classes=task.targets).map(lambda x, y, w: (x, y))
-    weights_label = None if encoder_weights is None else str(encoder_weights)
-    config = {
-        "dataset": task.dataset, "architecture": architecture, "encoder": encoder,
-        "encoder_weights": weights_label, "patience": patience, "epochs": epochs,
-        "batch_size": batch, "samples_per_epoch": count, "crop": crop, "seed": seed,
-        "initial_lr": initial_lr, "class_names": list(task.class_names),
-    }
-    out_dir = Path(out_dir)
-    prepare_run_folder(out_dir, config, force=force)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(out_dir / RUN_CONFIG, config)
+
+    class_map = classes if isinstance(classes, ClassMap) else parse_class_map(
+        list(classes), mask_format)
+    if (val_images is None) != (val_masks is None):
+        raise ValueError("val_images and val_masks go together: pass both folders, or "
+                         "val_fraction to hold out part of each training image")
+    if val_images is not None and val_fraction is not None:
+        raise ValueError("pass validation folders (val_images=, val_masks=) or val_fraction=, "
+                         "not both")
+    def read(image_dir, mask_dir, argument):
+        try:
+            return load_folder_pairs(image_dir, mask_dir, class_map.folder_classes,
+                                     class_map.mask_format)
+        except FileNotFoundError as error:
+            raise FileNotFoundError(str(error).replace("images_dir=", f"{argument}images=")
+                                    .replace("masks_dir=", f"{argument}masks=")) from None
+
+    examples = read(images, masks, "")
+    record = {"source": {"images": str(Path(images).resolve()),
+                         "masks": str(Path(masks).resolve())},
+              "class_map": class_map.to_json(), "train": describe_pairs(images, masks, examples)}
+    if val_images is not None:
+        validation = read(val_images, val_masks, "val_")
+        record["validation"] = describe_pairs(val_images, val_masks, validation)
+        train = examples
+    else:
+        fraction = 0.2 if val_fraction is None else val_fraction
+        train, validation = hold_out_strip(examples, fraction)
+        record["validation"] = {
+            "val_fraction": fraction,
+            "held_out": "the right-most columns of each training image, full height",
+            "columns": {e["image/filename"]: list(e["columns"]) for e in validation}}
+    task = SegmentationTask(f"folders:{Path(images)}", class_map, keep_orientation)
+    return TrainingData(task, dataset_from_examples(train), dataset_from_examples(validation),
+                        record)
+
+
+def _fine_tune_builder(init: Path, task: SegmentationTask, architecture: str | None,
+                       encoder: str | None):
+    """A builder that starts from the model in ``init``: as it is for the same classes, with a
+    new head (all else kept) for other ones; announces which in one line."""
+    from micronet_tf import load_model
+    from micronet_tf.models import class_names, create_segmentation_model, model_info
+
+    loaded = load_model(init, compile=False)
+    try:
+        info, old_names = model_info(loaded), class_names(loaded)
+    except ValueError:
+        raise ValueError(f"init={str(init)!r}: not a segmentation model made by micronet-tf "
+                         "(convert a PyTorch one with `micronet-tf convert-model` first)"
+                         ) from None
+    for argument, given, own in (("architecture", architecture, info["architecture"]),
+                                 ("encoder", encoder, info["encoder"])):
+        if given is not None and given.lower() != own.lower():
+            raise ValueError(f"{argument}={given!r}, but init={str(init)!r} is a {own} model: "
+                             f"leave {argument}= out (fine-tuning keeps the model's)")
+    same = old_names == task.class_names and info["classes"] == task.model_classes
+    if same:
+        print(f"fine-tuning {init}: same classes ({', '.join(task.class_names)})", flush=True)
+    else:
+        print(f"fine-tuning {init}: new head for {', '.join(task.class_names)} (the model "
+              f"had {', '.join(old_names or ['?'])}); encoder and decoder weights kept",
+              flush=True)
+    weights = {layer.name: layer.get_weights() for layer in loaded.layers}
+    del loaded
 
     def build() -> keras.Model:
-        return create_segmentation_model(architecture, encoder, encoder_weights,
-                                         classes=task.model_classes, class_names=task.class_names)
+        model = create_segmentation_model(
+            info["architecture"], info["encoder"], classes=task.model_classes,
+            class_names=task.class_names, encoder_options=info.get("encoder_options"),
+            **info.get("decoder_kwargs", {}))
+        for layer in model.layers:
+            if layer.weights and (same or not layer.name.startswith("segmentation_head")):
+                layer.set_weights(weights[layer.name])
+        return model
+
+    return build, info["architecture"], info["encoder"]
+
+
+def training_pipelines(data: TrainingData, *, crop: int, batch_size: int | None,
+                       repeats: int, seed: int, strategy: tf.distribute.Strategy | None = None):
+    """``(train_ds, val_ds, samples per epoch, batch size)`` as :func:`train_run` feeds them."""
+    from micronet_tf.data import make_segmentation_pipeline
+    from micronet_tf.training.distribute import is_multiworker
+
+    task = data.task
+    count = int(data.train.cardinality()) * repeats
+    batch = batch_size or count
+    train_ds = make_segmentation_pipeline(
+        data.train.repeat(repeats), training=True, crop=crop, batch_size=batch,
+        classes=task.targets, keep_orientation=task.keep_orientation, seed=seed,
+    )
+    val_ds = make_segmentation_pipeline(data.validation, training=False, batch_size=1,
+                                        classes=task.targets).map(lambda x, y, w: (x, y))
+    if strategy is not None and is_multiworker(strategy):
+        workers = strategy.extended._num_workers
+        if batch < workers:
+            raise ValueError(f"batch_size={batch}: with {workers} workers each needs at least "
+                             "one crop per step; raise repeats= (each image's crops per epoch) "
+                             "or batch_size=")
+        # Every replica validates on every image (a copy each): a few whole images of their
+        # own sizes cannot be split evenly, and the IoU of pooled intersections and unions is
+        # the same over identical copies.
+        copies = strategy.num_replicas_in_sync
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        val_ds = val_ds.map(lambda x, y: (tf.repeat(x, copies, axis=0),
+                                          tf.repeat(y, copies, axis=0))).with_options(options)
+    return train_ds, val_ds, count, batch
+
+
+def train_run(
+    data: TrainingData, architecture: str | None = None, encoder: str | None = None, *,
+    out_dir: str | os.PathLike, encoder_weights=None, init: str | os.PathLike | None = None,
+    patience: int = 30, epochs: int | None = None, batch_size: int | None = None,
+    crop: int = 512, strategy: str | tf.distribute.Strategy = "auto", seed: int = 0,
+    repeats: int = 1, initial_lr: float = 2e-4, checkpoint_every: int | str = "5min",
+    force: bool = False, verbose: int | str = "auto",
+) -> TrainingResult:
+    """The paper's recipe on ``data`` (see :func:`train_on_benchmark` for the arguments);
+    ``init``: fine-tune a trained ``.keras`` model (a new head when the classes differ)."""
+    from micronet_tf.models import create_segmentation_model, set_training_labels
+    from micronet_tf.training.distribute import get_strategy
+
+    strategy = get_strategy(strategy)
+    task = data.task
+    if init is not None:
+        init = Path(init)
+        if encoder_weights is not None:
+            raise ValueError("init= starts from a whole trained model; encoder_weights= "
+                             "does not apply: pass one of them")
+        build_model, architecture, encoder = _fine_tune_builder(init, task, architecture,
+                                                                encoder)
+    else:
+        architecture, encoder = architecture or "Unet", encoder or "resnet50"
+
+        def build_model() -> keras.Model:
+            return create_segmentation_model(architecture, encoder, encoder_weights,
+                                             classes=task.model_classes,
+                                             class_names=task.class_names)
+
+    train_ds, val_ds, count, batch = training_pipelines(
+        data, crop=crop, batch_size=batch_size, repeats=repeats, seed=seed, strategy=strategy)
+    data_json = json.dumps(data.record, sort_keys=True)
+    config = {
+        "dataset": task.dataset, "architecture": architecture, "encoder": encoder,
+        "encoder_weights": None if encoder_weights is None else str(encoder_weights),
+        "init": None if init is None else {"path": str(init), "sha256": _sha256(init)},
+        "patience": patience, "epochs": epochs, "batch_size": batch, "samples_per_epoch": count,
+        "crop": crop, "seed": seed, "initial_lr": initial_lr,
+        "class_names": list(task.class_names), "labels": task.labels_record(),
+        "data_sha256": hashlib.sha256(data_json.encode()).hexdigest(), "data": data.record,
+    }
+    start_run(out_dir, config, strategy=strategy, force=force)
+
+    def build() -> keras.Model:
+        model = build_model()
+        set_training_labels(model, task.labels_record())
+        return model
 
     return train_segmentation(build, train_ds, val_ds, out_dir=out_dir, patience=patience,
                               initial_lr=initial_lr,
@@ -159,33 +359,116 @@ def train_on_benchmark(
                               verbose=verbose)
 
 
-def evaluate_on_benchmark(
-    model: str | os.PathLike | keras.Model, dataset: str, *, split: str = "test",
-    out_dir: str | os.PathLike, data_dir: str | None = None, force: bool = False,
-) -> dict:
-    """Per-class IoU (JSON, CSV), accuracy maps, and — for a run folder — its training curves.
+def _sha256(path: Path) -> str:
+    from micronet_tf._download import sha256_of
 
-    ``out_dir`` may hold only what an earlier evaluation wrote there (its manifest says which
-    files), unless ``force``."""
+    return sha256_of(path)
+
+
+def train_on_benchmark(
+    dataset: str, architecture: str | None = "Unet", encoder: str | None = "resnet50", *,
+    out_dir: str | os.PathLike, encoder_weights=None, init: str | os.PathLike | None = None,
+    patience: int = 30, epochs: int | None = None, batch_size: int | None = None,
+    crop: int = 512, strategy: str | tf.distribute.Strategy = "auto", seed: int = 0,
+    data_dir: str | None = None, repeats: int = 1, initial_lr: float = 2e-4,
+    checkpoint_every: int | str = "5min", force: bool = False, verbose: int | str = "auto",
+) -> TrainingResult:
+    """The paper's recipe on a benchmark set (``micronet_segmentation/super3``, ...) or on a
+    dataset folder written by ``micronet-tf dataset``.
+
+    ``batch_size=None`` is the paper's full-batch mode (the whole training set, augmented, each
+    epoch); ``epochs=None`` trains until the two-stage schedule stops. ``repeats`` > 1 shows
+    each training image that many times (differently augmented) per epoch. A folder that
+    holds another run is refused (``force=True`` replaces it); one that holds this run resumes
+    (a finished one raises ``RunFinishedError`` unless ``epochs`` extends it).
+    """
+    from micronet_tf.training.distribute import (
+        gather_from_workers,
+        get_strategy,
+        is_chief,
+        is_multiworker,
+    )
+
+    check_training_arguments(epochs=epochs, batch_size=batch_size, crop=crop, patience=patience,
+                             repeats=repeats, initial_lr=initial_lr,
+                             checkpoint_every=checkpoint_every, encoder_weights=encoder_weights)
+    strategy = get_strategy(strategy)  # before any dataset: a multi-worker one must be first
+    if is_multiworker(strategy):  # the chief prepares the TFDS data, then the others read it
+        data = tfds_training_data(dataset, data_dir) if is_chief(strategy) else None
+        gather_from_workers(strategy, 0.0)
+        data = data or tfds_training_data(dataset, data_dir)
+    else:
+        data = tfds_training_data(dataset, data_dir)
+    return train_run(data, architecture, encoder,
+                     out_dir=out_dir, encoder_weights=encoder_weights, init=init,
+                     patience=patience, epochs=epochs, batch_size=batch_size, crop=crop,
+                     strategy=strategy, seed=seed, repeats=repeats, initial_lr=initial_lr,
+                     checkpoint_every=checkpoint_every, force=force, verbose=verbose)
+
+
+def train_on_folders(
+    images: str | os.PathLike, masks: str | os.PathLike, classes,
+    architecture: str | None = "Unet", encoder: str | None = "resnet50", *,
+    out_dir: str | os.PathLike, mask_format: str | None = None,
+    val_images: str | os.PathLike | None = None, val_masks: str | os.PathLike | None = None,
+    val_fraction: float | None = None, keep_orientation: bool = False, encoder_weights=None,
+    init: str | os.PathLike | None = None, patience: int = 30, epochs: int | None = None,
+    batch_size: int | None = None, crop: int = 512,
+    strategy: str | tf.distribute.Strategy = "auto", seed: int = 0, repeats: int = 1,
+    initial_lr: float = 2e-4, checkpoint_every: int | str = "5min", force: bool = False,
+    verbose: int | str = "auto",
+) -> TrainingResult:
+    """The paper's recipe on one's own labelled micrographs (one image is enough).
+
+    ``classes``: a :class:`~micronet_tf.data.class_map.ClassMap` or the command line's tokens
+    (``["matrix", "secondary:0,0,255"]``; ``mask_format="index"`` for ``["background",
+    "oxide"]``). Validation: ``val_images`` / ``val_masks`` folders, or ``val_fraction`` of
+    each image held out as a strip of its right-most columns (0.2 by default). The rest as
+    :func:`train_on_benchmark`; ``init`` fine-tunes a trained model.
+    """
+    from micronet_tf.training.distribute import get_strategy
+
+    check_training_arguments(epochs=epochs, batch_size=batch_size, crop=crop, patience=patience,
+                             repeats=repeats, initial_lr=initial_lr,
+                             checkpoint_every=checkpoint_every, encoder_weights=encoder_weights)
+    strategy = get_strategy(strategy)
+    data = folder_training_data(images, masks, classes, mask_format=mask_format,
+                                val_images=val_images, val_masks=val_masks,
+                                val_fraction=val_fraction, keep_orientation=keep_orientation)
+    validation = data.record["validation"]
+    if isinstance(validation, dict) and verbose != 0:
+        print(f"validation: the right {validation['val_fraction']:.0%} of each training image "
+              "(never seen by training crops)", flush=True)
+    return train_run(data, architecture, encoder, out_dir=out_dir,
+                     encoder_weights=encoder_weights, init=init, patience=patience,
+                     epochs=epochs, batch_size=batch_size, crop=crop, strategy=strategy,
+                     seed=seed, repeats=repeats, initial_lr=initial_lr,
+                     checkpoint_every=checkpoint_every, force=force, verbose=verbose)
+
+
+def _load_evaluated_model(model) -> tuple[keras.Model, Path | None]:
+    """A model, a .keras file or a run folder (its best.keras) -> (model, the run's log)."""
+    if isinstance(model, keras.Model):
+        return model, None
+    path, log = Path(model), None
+    if path.is_dir():
+        log = path / LOG_FILE
+        path = path / BEST_MODEL
+    if not path.is_file():
+        raise FileNotFoundError(f"model {str(path)!r}: expected a run folder holding "
+                                f"{BEST_MODEL} or a .keras file")
+    from micronet_tf import load_model
+
+    return load_model(path), log
+
+
+def _evaluate(model: keras.Model, log: Path | None, task: SegmentationTask,
+              split_ds: tf.data.Dataset, out_dir, force: bool) -> dict:
     from micronet_tf.data import make_segmentation_pipeline
 
-    task = benchmark_task(dataset)
-    log = None
-    if not isinstance(model, keras.Model):
-        path = Path(model)
-        if path.is_dir():
-            log = path / LOG_FILE
-            path = path / BEST_MODEL
-        if not path.is_file():
-            raise FileNotFoundError(f"model {str(path)!r}: expected a run folder holding "
-                                    f"{BEST_MODEL} or a .keras file")
-        from micronet_tf import load_model
-
-        model = load_model(path)
     if model.output_shape[-1] != task.model_classes:
         raise ValueError(f"the model predicts {model.output_shape[-1]} channels; "
                          f"{task.dataset} needs {task.model_classes} ({task.class_names})")
-    split_ds = load_split(task, split, data_dir)
     names = split_ds.map(lambda element: element["image/filename"])
     filenames = [name.decode() for name in names.as_numpy_iterator()]
     eval_ds = make_segmentation_pipeline(split_ds, training=False, batch_size=1,
@@ -197,6 +480,54 @@ def evaluate_on_benchmark(
         if log is not None and log.is_file():
             plot_training_curves(log, out_dir / "training_curves.png")
     return metrics
+
+
+def evaluate_on_benchmark(
+    model: str | os.PathLike | keras.Model, dataset: str, *, split: str = "test",
+    out_dir: str | os.PathLike, data_dir: str | None = None, force: bool = False,
+) -> dict:
+    """Per-class IoU (JSON, CSV), accuracy maps, area-fraction errors and — for a run
+    folder — its training curves, on a benchmark split (or a ``micronet-tf dataset`` folder's).
+
+    ``out_dir`` may hold only what an earlier evaluation wrote there (its manifest says which
+    files), unless ``force``."""
+    task = dataset_task(dataset)
+    model, log = _load_evaluated_model(model)
+    return _evaluate(model, log, task, _load_tfds_split(task, split, data_dir), out_dir, force)
+
+
+def evaluate_on_folders(
+    model: str | os.PathLike | keras.Model, images: str | os.PathLike,
+    masks: str | os.PathLike, *, out_dir: str | os.PathLike, classes=None,
+    mask_format: str | None = None, force: bool = False,
+) -> dict:
+    """:func:`evaluate_on_benchmark` on labelled folders. The class map is the one the model
+    was trained with (stored in it); ``classes`` gives it for a model that has none."""
+    from micronet_tf.data.class_map import parse_class_map
+    from micronet_tf.data.folders import dataset_from_examples, load_folder_pairs
+    from micronet_tf.models import training_labels
+
+    model, log = _load_evaluated_model(model)
+    record = training_labels(model)
+    if classes is not None:
+        class_map = parse_class_map(list(classes), mask_format)
+        task = SegmentationTask(f"folders:{Path(images)}", class_map)
+        if record is not None and record["class_map"]["names"] != list(class_map.names):
+            raise ValueError(f"classes={list(class_map.names)}, but the model was trained on "
+                             f"{record['class_map']['names']}: leave classes out to use the "
+                             "model's class map")
+        if record is not None:
+            task = SegmentationTask(task.dataset, class_map,
+                                    channels=tuple(record["channels"]))
+    elif record is not None:
+        task = SegmentationTask.from_labels_record(record, f"folders:{Path(images)}")
+    else:
+        raise ValueError("the model records no class map (it was not trained by micronet-tf "
+                         "train): pass classes= (--classes, and --mask-format index for "
+                         "index masks)")
+    examples = load_folder_pairs(images, masks, task.class_map.folder_classes,
+                                 task.class_map.mask_format)
+    return _evaluate(model, log, task, dataset_from_examples(examples), out_dir, force)
 
 
 def run_demo(out_dir: str | os.PathLike = "demo_out", *,

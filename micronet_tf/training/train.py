@@ -18,7 +18,7 @@ from micronet_tf.training.checkpoints import (
     RunCheckpoint,
     check_resumable,
 )
-from micronet_tf.training.distribute import get_strategy
+from micronet_tf.training.distribute import get_strategy, worker_folder
 from micronet_tf.training.losses import DiceBCELoss
 from micronet_tf.training.metrics import iou_metrics
 
@@ -116,13 +116,13 @@ def train_segmentation(
     """
     if max_epochs < 1:
         raise ValueError(f"max_epochs={max_epochs!r}: expected a positive number of epochs")
+    strategy = get_strategy(strategy)  # first: a multi-worker one must precede all else
+    out_dir = worker_folder(out_dir, strategy)
     if resume:
         check_resumable(out_dir, max_epochs)
     if seed is not None:
         keras.utils.set_random_seed(seed)
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    strategy = get_strategy(strategy)
     built = _build(model, strategy)
     with strategy.scope():
         names = _class_names(built, class_names)
@@ -135,7 +135,8 @@ def train_segmentation(
     schedule = TwoStageSchedule(patience, initial_lr, final_lr, out_dir=out_dir,
                                 restore_on_end=False)
     checkpoint = RunCheckpoint(out_dir, monitor=schedule.monitor, every=checkpoint_every,
-                               resume=resume, stateful=[schedule], verbose=verbose != 0)
+                               resume=resume, stateful=[schedule], verbose=verbose != 0,
+                               strategy=strategy)
     built_in: list[keras.callbacks.Callback] = [schedule, checkpoint]
     if tensorboard:
         built_in.append(keras.callbacks.TensorBoard(str(out_dir / "tensorboard")))
