@@ -41,3 +41,24 @@ def benchmark_data() -> Path:
         "benchmark_segmentation_data"
     )
     return path
+
+
+# Tests whose memory is large (tf2onnx exports) or spread over child processes (two
+# TensorFlow workers, fresh interpreters): one xdist group, so that two of them never run at
+# the same time (setup.cfg: --dist loadgroup). Together they would pass CI's 12 GB.
+HEAVY_MODULES = (
+    "tests/export/test_onnx_architectures.py",
+    "tests/models/test_onnx_export.py",
+    "tests/export/test_savedmodel.py",
+    "tests/predict/test_export.py",
+    "tests/training/test_multiworker_cli.py",
+    "tests/training/test_distributed.py",
+    "tests/training/test_kill_and_resume.py",
+    "tests/test_registration.py",
+)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if Path(item.fspath).relative_to(PROJECT_ROOT).as_posix() in HEAVY_MODULES:
+            item.add_marker(pytest.mark.xdist_group("heavy"))
