@@ -21,6 +21,10 @@ __all__ = ["__version__", "create_segmentation_model", "load_model", "predict", 
            *_SUBMODULES]
 
 
+# keras.saving.load_model finds our classes once micronet_tf is imported (without importing
+# Keras now: see micronet_tf._registration).
+importlib.import_module("micronet_tf._registration").install()
+
 # Registers the TFDS datasets (tfds.load("micronet_segmentation/super1")); this imports
 # tensorflow_datasets but not TensorFlow, so the import-order rule above still holds.
 importlib.import_module("micronet_tf.tfds_datasets")
@@ -41,8 +45,8 @@ def create_segmentation_model(*args: Any, **kwargs: Any) -> Any:
 
 def load_model(path: Any, *, compile: bool = True) -> Any:
     """``keras.saving.load_model`` with every micronet-tf layer, loss and metric registered
-    (a plain ``keras.saving.load_model`` works too once ``micronet_tf.models`` and, for trained
-    models, ``micronet_tf.training`` are imported)."""
+    (a plain ``keras.saving.load_model`` works too after ``import micronet_tf``; this one adds
+    clear messages for missing, truncated or corrupt files)."""
     import zipfile
 
     import keras

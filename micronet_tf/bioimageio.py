@@ -1,5 +1,6 @@
-"""bioimage.io model packages (deepImageJ, ilastik, ...): rdf.yaml + ONNX and Keras weights +
-test tensors + cover + documentation, validated with ``bioimageio.spec``."""
+"""bioimage.io model packages (deepImageJ, ilastik, QuPath, ...): rdf.yaml + ONNX, TensorFlow
+SavedModel and Keras weights + test tensors + cover + documentation + the halo that tiled
+inference needs, validated with ``bioimageio.spec``."""
 
 from __future__ import annotations
 
@@ -25,6 +26,51 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+# Candidate halos (pixels cut from each side of an output tile) and the agreement asked of a
+# tile's centre with the whole-image prediction, relative to the output's range.
+HALO_CANDIDATES = (8, 16, 32, 48, 64, 96, 128)
+HALO_TOLERANCE = 0.01
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def context_halo(model: keras.Model, *, seed: int = 0) -> tuple[int, float]:
+    """The smallest halo of :data:`HALO_CANDIDATES` for which the centre of a tile predicted
+    alone equals the whole-image prediction there to :data:`HALO_TOLERANCE` of the output
+    range (measured on a random image, far from its borders); ``(halo, relative difference)``.
+    Models with whole-image pooling (PSPNet, DeepLab) get the largest candidate."""
+    from micronet_tf.tiling import input_rule
+
+    multiple, minimum = input_rule(model)
+    rng = np.random.default_rng(seed)
+    offset = 64
+    largest = max(HALO_CANDIDATES)
+    side = _round_up(max(offset + 2 * largest + multiple + offset, minimum), multiple)
+    image = rng.normal(size=(1, side, side, 3)).astype(np.float32)
+    whole = np.asarray(model(image, training=False), np.float32)
+    scale = float(whole.max() - whole.min()) or 1.0
+    difference = float("inf")
+    for halo in HALO_CANDIDATES:
+        tile = _round_up(max(2 * halo + multiple, minimum), multiple)
+        piece = np.asarray(model(image[:, offset:offset + tile, offset:offset + tile],
+                                 training=False), np.float32)
+        inner = slice(halo, tile - halo)
+        reference = whole[:, offset + halo:offset + tile - halo, offset + halo:offset + tile - halo]
+        difference = float(np.abs(piece[:, inner, inner] - reference).max()) / scale
+        if difference <= HALO_TOLERANCE:
+            return halo, difference
+    return largest, difference
+
+
+def _zip_folder(folder: Path, out: Path) -> None:
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for file in sorted(folder.rglob("*")):
+            if file.is_file():
+                archive.write(file, file.relative_to(folder).as_posix())
+
+
 def _write(folder: Path, model: keras.Model, name: str, size: int, opset: int) -> None:
     import tensorflow as tf
     import yaml
@@ -34,6 +80,12 @@ def _write(folder: Path, model: keras.Model, name: str, size: int, opset: int) -
 
     info = model_info(model)
     classes = class_names(model) or [f"class{i}" for i in range(info["classes"])]
+    from micronet_tf.tiling import input_rule
+
+    halo, _ = context_halo(model)
+    multiple, minimum = input_rule(model)
+    smallest = _round_up(max(2 * halo + multiple, minimum, 64), multiple)
+    size = max(size, smallest)
     rng = np.random.default_rng(0)
     raw = rng.integers(0, 256, (1, size, size, 3)).astype(np.float32)
     normalised = (raw / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
@@ -43,17 +95,23 @@ def _write(folder: Path, model: keras.Model, name: str, size: int, opset: int) -
     np.save(folder / "test_output.npy", output)
     export_onnx(model, folder / "weights.onnx", opset=opset)
     model.save(folder / "weights.keras")
+    with tempfile.TemporaryDirectory() as bundle:
+        model.export(bundle, format="tf_saved_model", verbose=False)
+        _zip_folder(Path(bundle), folder / "weights_savedmodel.zip")
     _cover(folder / "cover.png", raw[0], output[0])
     (folder / "README.md").write_text(
         f"# {name}\n\n{info['architecture']} with a {info['encoder']} encoder, made with "
-        "micronet-tf. Input: RGB micrograph, 0-255, any size that is a multiple of 32 (the "
-        "ImageNet mean / std normalisation is part of the package's preprocessing). Output: "
-        f"per-pixel values for {', '.join(classes)}.\n\n# Validation\n\nThe model mirrors "
+        f"micronet-tf. Input: RGB micrograph, 0-255, any size that is a multiple of {multiple} "
+        f"and at least {smallest} (the ImageNet mean / std normalisation is part of the "
+        f"package's preprocessing). Output: per-pixel values for {', '.join(classes)}. For "
+        f"tiled inference crop a halo of {halo} pixels from each side of every output tile: "
+        "tile centres then agree with whole-image predictions (measured by micronet-tf when "
+        "the package was made).\n\n# Validation\n\nThe model mirrors "
         "segmentation_models_pytorch layer for layer; micronet-tf's parity tests compare it "
         "with the PyTorch original (max abs difference ~1e-5 relative). Measure its accuracy "
         "(IoU) on labelled images of your own material before relying on it.\n"
     )
-    space = {"min": 64, "step": 32}
+    space = {"min": smallest, "step": multiple}
     rdf = {
         "format_version": "0.5.4", "type": "model", "name": name,
         "description": f"Segmentation of microscopy images into {', '.join(classes)} "
@@ -78,8 +136,10 @@ def _write(folder: Path, model: keras.Model, name: str, size: int, opset: int) -
         "outputs": [{
             "id": "prediction", "axes": [
                 {"type": "batch"},
-                {"type": "space", "id": "y", "size": {"tensor_id": "image", "axis_id": "y"}},
-                {"type": "space", "id": "x", "size": {"tensor_id": "image", "axis_id": "x"}},
+                {"type": "space", "id": "y", "size": {"tensor_id": "image", "axis_id": "y"},
+                 "halo": halo},
+                {"type": "space", "id": "x", "size": {"tensor_id": "image", "axis_id": "x"},
+                 "halo": halo},
                 {"type": "channel", "channel_names": [c.replace(" ", "_") for c in classes]},
             ],
             "test_tensor": {"source": "test_output.npy",
@@ -89,6 +149,10 @@ def _write(folder: Path, model: keras.Model, name: str, size: int, opset: int) -
         "weights": {
             "onnx": {"source": "weights.onnx", "sha256": _sha256(folder / "weights.onnx"),
                      "opset_version": opset, "parent": "keras_v3"},
+            "tensorflow_saved_model_bundle": {
+                "source": "weights_savedmodel.zip",
+                "sha256": _sha256(folder / "weights_savedmodel.zip"),
+                "tensorflow_version": tf.__version__, "parent": "keras_v3"},
             "keras_v3": {"source": "weights.keras", "sha256": _sha256(folder / "weights.keras"),
                          "keras_version": keras.__version__,
                          "backend": ["tensorflow", tf.__version__]},

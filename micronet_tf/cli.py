@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,8 +21,40 @@ def _user_errors() -> tuple[type[BaseException], ...]:
             RunFinishedError, BenchmarkDataUnavailable)
 
 
-def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ start-up lines that say nothing about the user's job: the oneDNN notice,
+# CUDA probing on machines without a GPU, CPU-feature notes.
+_START_UP_NOISE = re.compile(
+    r"All log messages before absl::InitializeLog|oneDNN custom operations|cudart_stub|"
+    r"cuda_platform|cuInit|cuda_drivers|cuda drivers|cpu_feature_guard|"
+    r"To enable the following instructions|rebuild TensorFlow with the appropriate|"
+    r"Unable to register cu(DNN|FFT|BLAS) factory|computation placer already registered|"
+    r"TF-TRT Warning|This TensorFlow binary is optimized")
+
+
+def _start_tensorflow_quietly() -> None:
+    """Import TensorFlow and Keras and let TensorFlow look for devices with its C++ start-up
+    lines held back (``--verbose`` shows them); any other line it prints is passed on. Safe
+    before a MultiWorkerMirroredStrategy (listing physical devices starts no runtime)."""
+    import tempfile
+
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        sink.seek(0)
+        kept = [line for line in sink.read().decode(errors="replace").splitlines()
+                if line.strip() and not _START_UP_NOISE.search(line)]
+    for line in kept:
+        print(line, file=sys.stderr)
 
 
 def _cmd_list(args: argparse.Namespace) -> None:
@@ -220,11 +253,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 def _cmd_demo(args: argparse.Namespace) -> None:
     from micronet_tf.training.runs import check_training_arguments, run_demo
 
+    weights = args.encoder_weights
+    weights = weights if weights == "auto" else _weights_argument(weights)
     check_training_arguments(epochs=args.epochs, crop=args.crop, cli=True,
-                             encoder_weights=_weights_argument(args.encoder_weights))
+                             encoder_weights=None if weights == "auto" else weights)
     run_demo(args.out, dataset=args.dataset, architecture=args.architecture,
-             encoder=args.encoder, encoder_weights=_weights_argument(args.encoder_weights),
-             epochs=args.epochs, crop=args.crop)
+             encoder=args.encoder, encoder_weights=weights, epochs=args.epochs, crop=args.crop)
 
 
 def _report_failures(failures: dict[str, str]) -> None:
@@ -277,6 +311,13 @@ def _cmd_export(args: argparse.Namespace) -> None:
         from micronet_tf.export import export_onnx
 
         export_onnx(model, args.out, opset=args.opset, preprocessing=args.with_preprocessing)
+    elif args.format == "savedmodel":
+        from micronet_tf.serving import export_savedmodel
+
+        export_savedmodel(model, args.out, overwrite=args.force)
+        print(f"signatures: serving_default (uint8 images), serving_uint16; outputs "
+              f"probabilities, mask. Serve it: docker run -p 8501:8501 -v "
+              f"{args.out.resolve()}:/models/micronet/1 -e MODEL_NAME=micronet tensorflow/serving")
     else:
         from micronet_tf.bioimageio import export_bioimageio
 
@@ -339,6 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error (also accepted after the "
+                        "command)")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's start-up log lines (also accepted after the "
                         "command)")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -536,11 +580,13 @@ def build_parser() -> argparse.ArgumentParser:
     measure.set_defaults(func=_cmd_measure)
 
     export = commands.add_parser(
-        "export", help="export a model to ONNX or a bioimage.io package"
+        "export", help="export a model to ONNX, a TensorFlow SavedModel (TF Serving) or a "
+        "bioimage.io package"
     )
     export.add_argument("model", type=Path, help="a .keras file, or an encoder name")
-    export.add_argument("--format", required=True, choices=["onnx", "bioimageio"])
-    export.add_argument("--out", required=True, type=Path, help="FILE.onnx or FILE.zip")
+    export.add_argument("--format", required=True, choices=["onnx", "savedmodel", "bioimageio"])
+    export.add_argument("--out", required=True, type=Path,
+                        help="FILE.onnx, a SavedModel folder, or FILE.zip")
     export.add_argument("--opset", type=int, help="ONNX opset (default: tf2onnx's)")
     export.add_argument("--with-preprocessing", action="store_true",
                         help="ONNX takes raw 8-bit RGB; ImageNet normalisation in the graph")
@@ -556,7 +602,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dataset", default="micronet_segmentation/super3")
     demo.add_argument("--architecture", default="Unet")
     demo.add_argument("--encoder", default="resnet18")
-    demo.add_argument("--encoder-weights", default=None)
+    demo.add_argument("--encoder-weights", default="auto",
+                      help="auto (default): the zoo's MicroNet weights for --encoder when they "
+                      "can be had (cache, $MICRONET_TF_ZOO_URL mirror, NASA), else random; "
+                      "none: random; or a weights file / zoo name")
     demo.add_argument("--epochs", type=int, default=40)
     demo.add_argument("--crop", type=int, default=256)
     demo.set_defaults(func=_cmd_demo)
@@ -615,9 +664,10 @@ def _in_flags(message: str, parser: argparse.ArgumentParser, command: str) -> st
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in argv
-    args = parser.parse_args([a for a in argv if a != "--debug"])
-    _quiet_tensorflow()
+    debug, verbose = "--debug" in argv, "--verbose" in argv
+    args = parser.parse_args([a for a in argv if a not in ("--debug", "--verbose")])
+    if not verbose and "TF_CPP_MIN_LOG_LEVEL" not in os.environ and args.command != "zoo":
+        _start_tensorflow_quietly()
     try:
         args.func(args)
     except _user_errors() as error:

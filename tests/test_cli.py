@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -123,3 +124,19 @@ def test_debug_shows_the_traceback_and_export_keeps_an_existing_file(tmp_path: P
     export = run_cli("export", "resnet18", "--format", "onnx", "--out", str(existing))
     assert export.returncode == 2 and "exists: pass --force" in export.stderr
     assert existing.read_bytes() == b"mine"
+
+
+def test_tensorflow_start_up_lines_are_hidden_unless_verbose() -> None:
+    """A new user's first screen is ours: TensorFlow's C++ start-up lines (oneDNN notice, CUDA
+    probing without a GPU) only with --verbose or a TF_CPP_MIN_LOG_LEVEL of the user's own."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    noise = ("oneDNN", "cuda", "cuInit", "absl::InitializeLog", "cpu_feature_guard")
+    quiet = subprocess.run([sys.executable, "-m", "micronet_tf.cli", "list"], env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0, quiet.stderr[-2000:]
+    assert quiet.stdout.splitlines()[0].startswith("encoder")
+    assert not [n for n in noise if n in quiet.stderr], quiet.stderr[-2000:]
+    verbose = subprocess.run([sys.executable, "-m", "micronet_tf.cli", "list", "--verbose"],
+                             env=env, capture_output=True, text=True, timeout=300)
+    assert verbose.returncode == 0
+    assert [n for n in noise if n in verbose.stderr], verbose.stderr[-2000:]

@@ -84,11 +84,18 @@ def is_multiworker(strategy: tf.distribute.Strategy | None) -> bool:
 def gather_from_workers(strategy: tf.distribute.Strategy, value: float) -> list[float]:
     """Every replica's ``value`` (one collective; each worker must call it at the same point),
     so that workers take the same decision (when to checkpoint, which checkpoint to resume)."""
-    count = strategy.num_replicas_in_sync
+    gather = getattr(strategy, "_micronet_gather", None)
+    if gather is None:  # one traced function per strategy (eager collectives warn of overhead)
+        count = strategy.num_replicas_in_sync
 
-    def spread():
-        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        return tf.one_hot(replica, count, dtype=tf.float32) * value
+        def spread(value):
+            replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+            return tf.one_hot(replica, count, dtype=tf.float32) * value
 
-    gathered = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(spread), axis=None)
-    return [float(v) for v in gathered.numpy()]
+        @tf.function
+        def gather(value):
+            return strategy.reduce(tf.distribute.ReduceOp.SUM,
+                                   strategy.run(spread, args=(value,)), axis=None)
+
+        strategy._micronet_gather = gather
+    return [float(v) for v in gather(tf.constant(value, tf.float32)).numpy()]

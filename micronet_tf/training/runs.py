@@ -532,24 +532,48 @@ def evaluate_on_folders(
 
 def run_demo(out_dir: str | os.PathLike = "demo_out", *,
              dataset: str = "micronet_segmentation/super3", architecture: str = "Unet",
-             encoder: str = "resnet18", encoder_weights=None, epochs: int = 40, crop: int = 256,
-             batch_size: int = 8, repeats: int = 8, initial_lr: float = 1e-3, seed: int = 0,
-             data_dir: str | None = None, extra_tests: Sequence[str] = ()) -> dict:
+             encoder: str = "resnet18", encoder_weights="auto", epochs: int = 40,
+             crop: int = 256, batch_size: int = 8, repeats: int = 8, initial_lr: float = 1e-3,
+             seed: int = 0, data_dir: str | None = None, extra_tests: Sequence[str] = ()) -> dict:
     """Data -> training -> test IoU -> report folder, small enough for a CPU in minutes.
 
     Defaults favour a visible result in a few CPU minutes over the paper's recipe: a small
     encoder, 256 crops, 8 augmented crops of Super-3's single training image per step, a
     fixed budget of epochs and a higher learning rate (1e-3).
+
+    ``encoder_weights="auto"``: the zoo's MicroNet weights for ``encoder`` whenever they can be
+    had (the cache, a ``$MICRONET_TF_ZOO_URL`` mirror, NASA's URLs; see
+    :func:`micronet_tf._demo_weights.resolve_demo_weights`), else random weights; ``None``:
+    random; a weights file or zoo name is used as given. One line says which, and
+    ``summary.json`` records them.
     """
+    from micronet_tf._demo_weights import AUTO, resolve_demo_weights
+
+    check_training_arguments(epochs=epochs, batch_size=batch_size, crop=crop, repeats=repeats,
+                             initial_lr=initial_lr,
+                             encoder_weights=None if encoder_weights == AUTO else encoder_weights)
     out_dir = Path(out_dir)
     started = time.perf_counter()
-    # A killed demo resumes; a finished one is run again from the start.
+    weights = resolve_demo_weights(encoder, encoder_weights)
+    weights.announce()
+    # A killed demo resumes; a finished one, or one from other encoder weights (say, random
+    # ones before MicroNet's could be had), is run again from the start.
     found = latest_checkpoint(out_dir / "run")
+    force = found is not None and bool(found[1].get("finished"))
+    record = out_dir / "run" / RUN_CONFIG
+    if not force and record.is_file():
+        try:
+            before = json.loads(record.read_text()).get("encoder_weights")
+        except ValueError:
+            before = weights.weights  # unreadable: train_on_benchmark says so
+        if before != weights.weights:
+            print(f"{out_dir / 'run'} holds a demo run from other encoder weights "
+                  f"({before or 'random'}): starting it over", flush=True)
+            force = True
     result = train_on_benchmark(
-        dataset, architecture, encoder, out_dir=out_dir / "run", encoder_weights=encoder_weights,
+        dataset, architecture, encoder, out_dir=out_dir / "run", encoder_weights=weights.weights,
         patience=max(epochs, 1), epochs=epochs, batch_size=batch_size, crop=crop, seed=seed,
-        data_dir=data_dir, repeats=repeats, initial_lr=initial_lr, verbose=2,
-        force=found is not None and bool(found[1].get("finished")),
+        data_dir=data_dir, repeats=repeats, initial_lr=initial_lr, verbose=2, force=force,
     )
     trained = time.perf_counter() - started
     # The demo's own report folders (summary.json is written beside the evaluation).
@@ -560,8 +584,8 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", *,
                               out_dir=out_dir / f"report_{split}", data_dir=data_dir, force=True)
     summary = {
         "dataset": dataset, "architecture": architecture, "encoder": encoder,
-        "encoder_weights": None if encoder_weights is None else str(encoder_weights),
-        "epochs": result.epochs_run, "best_validation_iou": result.best_iou,
+        "encoder_weights": weights.record, "epochs": result.epochs_run,
+        "best_validation_iou": result.best_iou,
         "best_epoch": None if result.best_epoch is None else result.best_epoch + 1,
         "test_mean_iou": metrics["mean_iou"], "test_per_class_iou": metrics["per_class_iou"],
         "training_seconds": round(trained, 1),

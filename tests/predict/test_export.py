@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 import pytest
+import yaml
 
-from micronet_tf.bioimageio import validate
+from micronet_tf.bioimageio import context_halo, validate
 from micronet_tf.encoders import get_encoder
 from micronet_tf.export import export_onnx
 from micronet_tf.models import create_segmentation_model
@@ -62,8 +63,8 @@ def test_bioimageio_package_validates(tmp_path: Path) -> None:
     with zipfile.ZipFile(out) as archive:
         names = set(archive.namelist())
         archive.extractall(tmp_path / "unpacked")
-    assert {"rdf.yaml", "weights.onnx", "weights.keras", "test_input.npy", "test_output.npy",
-            "cover.png", "README.md"} <= names
+    assert {"rdf.yaml", "weights.onnx", "weights.keras", "weights_savedmodel.zip",
+            "test_input.npy", "test_output.npy", "cover.png", "README.md"} <= names
     summary = validate(tmp_path / "unpacked").validation_summary
     assert summary.status in ("passed", "valid-format"), summary.format()
     # The package's own test tensors reproduce through its ONNX weights + preprocessing.
@@ -72,3 +73,48 @@ def test_bioimageio_package_validates(tmp_path: Path) -> None:
     normalised = (raw / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
     produced = _run(tmp_path / "unpacked" / "weights.onnx", normalised.astype("float32"))[0]
     assert np.abs(produced - expected).max() <= 1e-4
+    # ... and through its SavedModel bundle, loaded by plain TensorFlow in a fresh process.
+    with zipfile.ZipFile(tmp_path / "unpacked" / "weights_savedmodel.zip") as bundle:
+        bundle.extractall(tmp_path / "bundle")
+    np.save(tmp_path / "normalised.npy", normalised.astype("float32"))
+    script = ("import sys, numpy as np, tensorflow as tf\n"
+              "served = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
+              "out = served(tf.constant(np.load(sys.argv[2])))\n"
+              "np.save(sys.argv[3], list(out.values())[0].numpy())\n"
+              "assert 'micronet_tf' not in sys.modules\n")
+    served = subprocess.run([sys.executable, "-c", script, str(tmp_path / "bundle"),
+                             str(tmp_path / "normalised.npy"), str(tmp_path / "served.npy")],
+                            capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert served.returncode == 0, served.stderr[-3000:]
+    assert np.abs(np.load(tmp_path / "served.npy") - expected).max() <= 1e-4
+    # The halo tools crop from tiles is the measured one, and the input's minimum allows it.
+    rdf = yaml.safe_load((tmp_path / "unpacked" / "rdf.yaml").read_text())
+    halos = {axis["id"]: axis["halo"] for axis in rdf["outputs"][0]["axes"] if "halo" in axis}
+    assert halos == {"y": context_halo(model)[0], "x": context_halo(model)[0]}
+    assert rdf["inputs"][0]["axes"][1]["size"]["min"] >= 2 * halos["y"] + 32
+    assert raw.shape[1] >= rdf["inputs"][0]["axes"][1]["size"]["min"]
+
+
+def test_context_halo_is_the_smallest_that_makes_tiles_agree() -> None:
+    """At the chosen halo a tile's centre matches the whole-image prediction; at the next
+    smaller candidate it does not (so the measurement can fail)."""
+    import keras
+
+    from micronet_tf.bioimageio import HALO_CANDIDATES, HALO_TOLERANCE, context_halo
+
+    keras.utils.set_random_seed(0)
+    model = create_segmentation_model("Unet", "resnet18", classes=2 + 1)
+    halo, difference = context_halo(model)
+    assert difference <= HALO_TOLERANCE
+    smaller = [h for h in HALO_CANDIDATES if h < halo]
+    assert smaller, "a random U-Net should need more than the smallest halo"
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(1, 512, 512, 3)).astype(np.float32)
+    whole = np.asarray(model(image, training=False))
+    scale = whole.max() - whole.min()
+    for h, should_agree in ((smaller[-1], False), (halo, True)):
+        tile = -(-(2 * h + 32) // 32) * 32
+        piece = np.asarray(model(image[:, 64:64 + tile, 64:64 + tile], training=False))
+        centre = piece[:, h:tile - h, h:tile - h]
+        gap = np.abs(centre - whole[:, 64 + h:64 + tile - h, 64 + h:64 + tile - h]).max() / scale
+        assert (gap <= HALO_TOLERANCE) == should_agree, (h, gap)

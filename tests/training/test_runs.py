@@ -20,8 +20,10 @@ def run_cli(*args: str, env: dict) -> subprocess.CompletedProcess:
 
 def _env(tmp_path: Path, benchmark_data: Path) -> dict:
     # TFDS builds into its own folder under tmp; data from the local benchmark copy.
+    # The demo's MicroNet weights: an empty cache and offline, so it says so and goes random.
     return {**os.environ, "MICRONET_TF_DATA": str(benchmark_data),
-            "TFDS_DATA_DIR": str(tmp_path / "tfds")}
+            "TFDS_DATA_DIR": str(tmp_path / "tfds"), "MICRONET_TF_HOME": str(tmp_path / "home"),
+            "MICRONET_TF_OFFLINE": "1"}
 
 
 def _is_png(path: Path) -> bool:
@@ -33,8 +35,10 @@ def test_demo_writes_a_valid_report(tmp_path: Path, benchmark_data: Path) -> Non
     result = run_cli("demo", "--epochs", "2", "--crop", "128", "--out", str(out),
                      env=_env(tmp_path, benchmark_data))
     assert result.returncode == 0, result.stderr[-4000:]
+    assert "encoder weights: random; no MicroNet weights for resnet18 could be had" in (
+        result.stdout)
     summary = json.loads((out / "report" / "summary.json").read_text())
-    assert summary["epochs"] == 2
+    assert summary["epochs"] == 2 and summary["encoder_weights"] == "random"
     assert set(summary["test_per_class_iou"]) == {"matrix", "secondary", "tertiary"}
     assert all(0.0 <= v <= 1.0 for v in summary["test_per_class_iou"].values())
     metrics = json.loads((out / "report" / "metrics.json").read_text())
