@@ -37,15 +37,18 @@ class OriginalStyleDataset(Dataset):
         mask = np.stack(masks, axis=-1).astype("float")
         sample = self.augmentation(image=image, mask=mask)
         image = (sample["image"] / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-        return (image.transpose(2, 0, 1).astype("float32"),
-                sample["mask"].transpose(2, 0, 1).astype("float32"))
+        return (
+            image.transpose(2, 0, 1).astype("float32"),
+            sample["mask"].transpose(2, 0, 1).astype("float32"),
+        )
 
     def __len__(self):
         return len(self.images) * self.repeats
 
 
-def dice_bce_loss(logits: torch.Tensor, targets: torch.Tensor, weight: float = 0.7,
-                  smooth: float = 1.0) -> torch.Tensor:
+def dice_bce_loss(
+    logits: torch.Tensor, targets: torch.Tensor, weight: float = 0.7, smooth: float = 1.0
+) -> torch.Tensor:
     """NASA's ``losses.DiceBCELoss(weight=0.7)``: sigmoid on every channel, everything
     flattened, ``weight * BCE + (1 - weight) * Dice``."""
     inputs = torch.sigmoid(logits).reshape(-1)
@@ -56,8 +59,9 @@ def dice_bce_loss(logits: torch.Tensor, targets: torch.Tensor, weight: float = 0
     return weight * bce + (1 - weight) * dice
 
 
-def iou_score(probabilities: torch.Tensor, targets: torch.Tensor, threshold: float = 0.5,
-              eps: float = 1e-7) -> float:
+def iou_score(
+    probabilities: torch.Tensor, targets: torch.Tensor, threshold: float = 0.5, eps: float = 1e-7
+) -> float:
     """smp 0.2's ``utils.metrics.IoU(threshold=0.5)``: all channels pooled together."""
     predicted = (probabilities > threshold).float()
     intersection = (predicted * targets).sum()

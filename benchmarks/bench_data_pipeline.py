@@ -64,10 +64,18 @@ def main() -> None:
     masks = [root / "Super1" / "train_annot" / f"{p.stem}_mask.tif" for p in images]
 
     # 1. The original: PyTorch Dataset + DataLoader (worker processes), before TensorFlow runs.
-    dataset = OriginalStyleDataset([resolve_pointer(p) for p in images],
-                                   [resolve_pointer(p) for p in masks], paper_augmentation(512))
-    loader = DataLoader(dataset, batch_size=args.batch, shuffle=True,
-                        num_workers=args.workers, persistent_workers=args.workers > 0)
+    dataset = OriginalStyleDataset(
+        [resolve_pointer(p) for p in images],
+        [resolve_pointer(p) for p in masks],
+        paper_augmentation(512),
+    )
+    loader = DataLoader(
+        dataset,
+        batch_size=args.batch,
+        shuffle=True,
+        num_workers=args.workers,
+        persistent_workers=args.workers > 0,
+    )
 
     def forever(loader=loader):
         while True:
@@ -82,9 +90,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as data_dir:
         builder = tfds.builder("micronet_segmentation/super1", data_dir=data_dir)
         builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(manual_dir=str(Path(root))))
-        ours = make_segmentation_pipeline(builder.as_dataset(split="train"), training=True,
-                                          crop=512, batch_size=args.batch, classes=3, seed=0)
+            download_config=tfds.download.DownloadConfig(manual_dir=str(Path(root)))
+        )
+        ours = make_segmentation_pipeline(
+            builder.as_dataset(split="train"),
+            training=True,
+            crop=512,
+            batch_size=args.batch,
+            classes=3,
+            seed=0,
+        )
         tf_rate = samples_per_second(ours.repeat(), args.samples, args.warmup, args.batch)
     print(f"  measured tf.data pipeline: {tf_rate:.1f} samples/s", flush=True)
 
@@ -99,9 +114,11 @@ def main() -> None:
     step = median_seconds(lambda: model.train_on_batch(x, y), 1, args.repeats)
     consumed = args.batch / step
 
-    print(f"\nSuper1 train, augmented 512x512 samples, batch {args.batch}, {args.threads} threads, "
-          f"{args.workers} DataLoader workers (torch {torch.__version__}, tensorflow "
-          f"{tf.__version__}, {os.cpu_count()} cores)")
+    print(
+        f"\nSuper1 train, augmented 512x512 samples, batch {args.batch}, {args.threads} threads, "
+        f"{args.workers} DataLoader workers (torch {torch.__version__}, tensorflow "
+        f"{tf.__version__}, {os.cpu_count()} cores)"
+    )
     print("| producer / consumer | samples/s | x training consumption |")
     print("|---|---|---|")
     print(f"| micronet-tf tf.data pipeline | {tf_rate:.1f} | {tf_rate / consumed:.0f}x |")

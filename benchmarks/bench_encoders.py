@@ -29,9 +29,19 @@ from micronet_tf.convert import load_torch_weights  # noqa: E402
 from micronet_tf.encoders import encoder_spec, get_encoder, list_encoders  # noqa: E402
 
 # One or two per family: the README's table.
-DEFAULT_ENCODERS = ["resnet50", "resnext50_32x4d", "se_resnext50_32x4d", "densenet121", "dpn92",
-                    "efficientnet-b0", "efficientnet-b4", "inceptionv4", "xception",
-                    "mobilenet_v2", "vgg16_bn"]
+DEFAULT_ENCODERS = [
+    "resnet50",
+    "resnext50_32x4d",
+    "se_resnext50_32x4d",
+    "densenet121",
+    "dpn92",
+    "efficientnet-b0",
+    "efficientnet-b4",
+    "inceptionv4",
+    "xception",
+    "mobilenet_v2",
+    "vgg16_bn",
+]
 
 
 def main() -> None:
@@ -50,8 +60,11 @@ def main() -> None:
     for name in list_encoders() if args.all else args.encoders:
         reference = torch_reference.build_encoder(name)
         model = get_encoder(name)
-        load_torch_weights(model, reference.state_dict(),
-                           ignore_prefixes=encoder_spec(name).encoder_ignored_prefixes)
+        load_torch_weights(
+            model,
+            reference.state_dict(),
+            ignore_prefixes=encoder_spec(name).encoder_ignored_prefixes,
+        )
         forward = tf.function(lambda x, m=model: m(x, training=False))
         for batch in args.batches:
             images = np.random.default_rng(0).standard_normal(
@@ -70,13 +83,18 @@ def main() -> None:
             t_torch = median_seconds(run_torch, args.warmup, args.repeats)
             t_keras = median_seconds(run_keras, args.warmup, args.repeats)
             rows.append((name, f"{batch}x{args.size}x{args.size}", t_torch, t_keras))
-            print(f"  measured {name} batch {batch}: PyTorch {t_torch:.3f} s, Keras "
-                  f"{t_keras:.3f} s, ratio {t_keras / t_torch:.2f}", flush=True)
+            print(
+                f"  measured {name} batch {batch}: PyTorch {t_torch:.3f} s, Keras "
+                f"{t_keras:.3f} s, ratio {t_keras / t_torch:.2f}",
+                flush=True,
+            )
         del reference, model, forward
         keras.utils.clear_session(free_memory=True)  # --all: one encoder in memory at a time
 
-    print(f"\nEncoder forward, {args.threads} threads, median of {args.repeats} "
-          f"(torch {torch.__version__}, tensorflow {tf.__version__})")
+    print(
+        f"\nEncoder forward, {args.threads} threads, median of {args.repeats} "
+        f"(torch {torch.__version__}, tensorflow {tf.__version__})"
+    )
     print("| encoder | input | PyTorch s | Keras s | ratio Keras/PyTorch |")
     print("|---|---|---|---|---|")
     for name, shape, t_torch, t_keras in rows:

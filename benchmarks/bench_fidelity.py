@@ -64,8 +64,9 @@ def _pairs(root: Path, split: str) -> tuple[list[Path], list[Path]]:
     return [resolve_pointer(p) for p in images], [resolve_pointer(p) for p in masks]
 
 
-def train_original(args, root: Path, model: torch.nn.Module) -> tuple[torch.nn.Module, float,
-                                                                        list[float]]:
+def train_original(
+    args, root: Path, model: torch.nn.Module
+) -> tuple[torch.nn.Module, float, list[float]]:
     """NASA's loop: Adam, one pass over the loader per epoch, validation IoU, keep the best."""
     augmentation = paper_augmentation(args.crop, seed=args.seed)
     train = OriginalStyleDataset(*_pairs(root, "train"), augmentation, repeats=args.repeats)
@@ -73,11 +74,18 @@ def train_original(args, root: Path, model: torch.nn.Module) -> tuple[torch.nn.M
 
     def reseed(worker: int) -> None:  # distinct, reproducible augmentation per worker
         torch.utils.data.get_worker_info().dataset.augmentation.set_random_seed(
-            args.seed + 1 + worker)
+            args.seed + 1 + worker
+        )
 
-    loader = DataLoader(train, batch_size=args.batch, shuffle=True, num_workers=args.workers,
-                        persistent_workers=args.workers > 0, worker_init_fn=reseed,
-                        generator=torch.Generator().manual_seed(args.seed))
+    loader = DataLoader(
+        train,
+        batch_size=args.batch,
+        shuffle=True,
+        num_workers=args.workers,
+        persistent_workers=args.workers > 0,
+        worker_init_fn=reseed,
+        generator=torch.Generator().manual_seed(args.seed),
+    )
     val_loader = DataLoader(val, batch_size=1)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     best, best_state, curve = -1.0, None, []
@@ -97,8 +105,11 @@ def train_original(args, root: Path, model: torch.nn.Module) -> tuple[torch.nn.M
         curve.append(iou)
         if iou > best:
             best, best_state = iou, copy.deepcopy(model.state_dict())
-        print(f"  original epoch {epoch + 1}/{args.epochs}: loss {np.mean(losses):.4f} "
-              f"val IoU {iou:.4f}", flush=True)
+        print(
+            f"  original epoch {epoch + 1}/{args.epochs}: loss {np.mean(losses):.4f} "
+            f"val IoU {iou:.4f}",
+            flush=True,
+        )
     seconds = time.perf_counter() - start
     model.load_state_dict(best_state)
     return model.eval(), seconds, curve
@@ -115,34 +126,55 @@ def train_ours(args, root: Path, init_state: dict, work: Path):
 
     start = time.perf_counter()
     builder = tfds.builder("micronet_segmentation/super1", data_dir=str(work / "tfds"))
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=str(root)))
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(manual_dir=str(root)))
     build_seconds = time.perf_counter() - start
     train_ds = make_segmentation_pipeline(
-        builder.as_dataset(split="train").repeat(args.repeats), training=True, crop=args.crop,
-        batch_size=args.batch, classes=len(CLASSES), seed=args.seed)
-    val_ds = make_segmentation_pipeline(builder.as_dataset(split="validation"), training=False,
-                                        batch_size=1, classes=len(CLASSES))
+        builder.as_dataset(split="train").repeat(args.repeats),
+        training=True,
+        crop=args.crop,
+        batch_size=args.batch,
+        classes=len(CLASSES),
+        seed=args.seed,
+    )
+    val_ds = make_segmentation_pipeline(
+        builder.as_dataset(split="validation"), training=False, batch_size=1, classes=len(CLASSES)
+    )
     val_ds = val_ds.map(lambda x, y, w: (x, y))
 
     def build():  # called in the strategy's scope (auto: the default one on a CPU)
-        model = micronet_tf.create_segmentation_model("Unet", "resnet18", classes=len(CLASSES),
-                                                      class_names=list(CLASSES))
+        model = micronet_tf.create_segmentation_model(
+            "Unet", "resnet18", classes=len(CLASSES), class_names=list(CLASSES)
+        )
         load_torch_weights(model, init_state)
         return model
 
     start = time.perf_counter()
-    result = train_segmentation(build, train_ds, val_ds, out_dir=work / "run",
-                                patience=args.epochs + 1, initial_lr=args.lr,
-                                max_epochs=args.epochs, strategy="auto", seed=args.seed,
-                                resume=False, tensorboard=False, verbose=2)
+    result = train_segmentation(
+        build,
+        train_ds,
+        val_ds,
+        out_dir=work / "run",
+        patience=args.epochs + 1,
+        initial_lr=args.lr,
+        max_epochs=args.epochs,
+        strategy="auto",
+        seed=args.seed,
+        resume=False,
+        tensorboard=False,
+        verbose=2,
+    )
     seconds = time.perf_counter() - start
     best = micronet_tf.load_model(result.best_model, compile=False)
-    test = [(element["image"], element["segmentation_mask"][..., 0])
-            for element in tfds.as_numpy(builder.as_dataset(split="test"))]
-    print(f"  checkpointing (best weights, resumable state, final models): "
-          f"{result.checkpoint_seconds:.1f} s = {100 * result.checkpoint_seconds / seconds:.1f}% "
-          "of micronet-tf's training time", flush=True)
+    test = [
+        (element["image"], element["segmentation_mask"][..., 0])
+        for element in tfds.as_numpy(builder.as_dataset(split="test"))
+    ]
+    print(
+        f"  checkpointing (best weights, resumable state, final models): "
+        f"{result.checkpoint_seconds:.1f} s = {100 * result.checkpoint_seconds / seconds:.1f}% "
+        "of micronet-tf's training time",
+        flush=True,
+    )
     return best, seconds, build_seconds, list(result.history["val_iou"]), test
 
 
@@ -156,9 +188,11 @@ def score(logits: list[np.ndarray], masks: list[np.ndarray]) -> dict:
         intersection += (predicted & truth).sum(axis=(0, 1))
         union += (predicted | truth).sum(axis=(0, 1))
     per_class = intersection / np.maximum(union, 1)
-    return {"per_class": dict(zip(CLASSES, per_class.round(4).tolist())),
-            "mean": float(per_class.mean()),
-            "pooled": float(intersection.sum() / max(union.sum(), 1))}
+    return {
+        "per_class": dict(zip(CLASSES, per_class.round(4).tolist())),
+        "mean": float(per_class.mean()),
+        "pooled": float(intersection.sum() / max(union.sum(), 1)),
+    }
 
 
 def main() -> None:
@@ -166,8 +200,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--crop", type=int, default=256)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=4,
-                        help="augmented crops of each training image per epoch")
+    parser.add_argument(
+        "--repeats", type=int, default=4, help="augmented crops of each training image per epoch"
+    )
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
@@ -184,38 +219,49 @@ def main() -> None:
     reference, torch_seconds, torch_curve = train_original(args, root, reference)
     print("micronet-tf", flush=True)
     with tempfile.TemporaryDirectory() as work:
-        ours, tf_seconds, build_seconds, tf_curve, test = train_ours(args, root, init_state,
-                                                                     Path(work))
+        ours, tf_seconds, build_seconds, tf_curve, test = train_ours(
+            args, root, init_state, Path(work)
+        )
         from micronet_tf.preprocessing import normalize
 
         images = [normalize(image)[None] for image, _ in test]
         masks = [mask for _, mask in test]
         ours_logits = [np.asarray(ours(x, training=False))[0] for x in images]
         with torch.no_grad():
-            torch_logits = [reference(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()[0]
-                            .transpose(1, 2, 0) for x in images]
+            torch_logits = [
+                reference(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()[0].transpose(1, 2, 0)
+                for x in images
+            ]
     ours_score, torch_score = score(ours_logits, masks), score(torch_logits, masks)
 
     steps = -(-10 * args.repeats // args.batch) * args.epochs
-    print(f"\nSuper-1, Unet resnet18 (same random init), {args.epochs} epochs x "
-          f"{10 * args.repeats} augmented {args.crop}x{args.crop} crops, batch {args.batch} "
-          f"({steps} steps), Adam lr {args.lr}, seed {args.seed}, {args.threads} threads "
-          f"(torch {torch.__version__}, smp {smp.__version__}, tensorflow {tf.__version__}, "
-          f"{os.cpu_count()} cores)")
-    print("| path | test IoU mean | matrix | secondary | tertiary | pooled (original metric) "
-          "| best val IoU | training s |")
+    print(
+        f"\nSuper-1, Unet resnet18 (same random init), {args.epochs} epochs x "
+        f"{10 * args.repeats} augmented {args.crop}x{args.crop} crops, batch {args.batch} "
+        f"({steps} steps), Adam lr {args.lr}, seed {args.seed}, {args.threads} threads "
+        f"(torch {torch.__version__}, smp {smp.__version__}, tensorflow {tf.__version__}, "
+        f"{os.cpu_count()} cores)"
+    )
+    print(
+        "| path | test IoU mean | matrix | secondary | tertiary | pooled (original metric) "
+        "| best val IoU | training s |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for label, result, curve, seconds in (
         ("micronet-tf (Keras, tf.data)", ours_score, tf_curve, tf_seconds),
         ("original (PyTorch, smp)", torch_score, torch_curve, torch_seconds),
     ):
         per = result["per_class"]
-        print(f"| {label} | {result['mean']:.4f} | {per['matrix']:.4f} | "
-              f"{per['secondary']:.4f} | {per['tertiary']:.4f} | {result['pooled']:.4f} | "
-              f"{max(curve):.4f} | {seconds:.0f} |")
-    print(f"\nmicronet-tf / original: test IoU mean {ours_score['mean'] / torch_score['mean']:.3f}"
-          f", pooled {ours_score['pooled'] / torch_score['pooled']:.3f}; time "
-          f"{tf_seconds / torch_seconds:.2f} (TFDS build, once: {build_seconds:.0f} s)")
+        print(
+            f"| {label} | {result['mean']:.4f} | {per['matrix']:.4f} | "
+            f"{per['secondary']:.4f} | {per['tertiary']:.4f} | {result['pooled']:.4f} | "
+            f"{max(curve):.4f} | {seconds:.0f} |"
+        )
+    print(
+        f"\nmicronet-tf / original: test IoU mean {ours_score['mean'] / torch_score['mean']:.3f}"
+        f", pooled {ours_score['pooled'] / torch_score['pooled']:.3f}; time "
+        f"{tf_seconds / torch_seconds:.2f} (TFDS build, once: {build_seconds:.0f} s)"
+    )
 
 
 if __name__ == "__main__":

@@ -25,9 +25,11 @@ from pathlib import Path
 ENGINES = ("keras", "onnx", "pytorch")
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
-LABELS = {"keras": "micronet-tf, Keras (`engine=\"keras\"`)",
-          "onnx": "micronet-tf, ONNX Runtime (`engine=\"onnx\"`)",
-          "pytorch": "original PyTorch sliding window"}
+LABELS = {
+    "keras": 'micronet-tf, Keras (`engine="keras"`)',
+    "onnx": 'micronet-tf, ONNX Runtime (`engine="onnx"`)',
+    "pytorch": "original PyTorch sliding window",
+}
 
 
 def _rss_mib() -> float:
@@ -43,8 +45,7 @@ def _image(size: int):
     return np.repeat(grey[..., None], 3, axis=-1)
 
 
-def original_sliding_window(image, model, preprocessing_fn, *, batch_size: int,
-                            patch_size: int):
+def original_sliding_window(image, model, preprocessing_fn, *, batch_size: int, patch_size: int):
     """NASA's ``segmentation_models_inference`` as described (one class, no thresholds given:
     rounded probabilities), for the timing comparison; not part of the library."""
     import numpy as np
@@ -54,22 +55,26 @@ def original_sliding_window(image, model, preprocessing_fn, *, batch_size: int,
     x = preprocessing_fn(image)  # float64, as smp's preprocess_input returns
     height, width = x.shape[:2]
     stride = patch_size // 2
-    x = np.pad(x, [(stride // 2, stride // 2), (stride // 2, stride // 2), (0, 0)],
-               mode="reflect")
-    x = np.pad(x, [(0, -x.shape[0] % patch_size), (0, -x.shape[1] % patch_size), (0, 0)],
-               mode="constant")
+    x = np.pad(x, [(stride // 2, stride // 2), (stride // 2, stride // 2), (0, 0)], mode="reflect")
+    x = np.pad(
+        x, [(0, -x.shape[0] % patch_size), (0, -x.shape[1] % patch_size), (0, 0)], mode="constant"
+    )
     # All tiles at once as a strided view, then copied by the reshape (as the original does).
     grid = ((x.shape[0] - patch_size) // stride + 1, (x.shape[1] - patch_size) // stride + 1)
-    view = as_strided(x, shape=(*grid, patch_size, patch_size, 3),
-                      strides=(x.strides[0] * stride, x.strides[1] * stride, *x.strides))
+    view = as_strided(
+        x,
+        shape=(*grid, patch_size, patch_size, 3),
+        strides=(x.strides[0] * stride, x.strides[1] * stride, *x.strides),
+    )
     tiles = view.reshape(-1, patch_size, patch_size, 3)
     output = np.zeros((0, 1, patch_size, patch_size))  # float64, grown batch by batch
     for start in range(0, tiles.shape[0], batch_size):
-        batch = torch.from_numpy(tiles[start:start + batch_size].transpose(0, 3, 1, 2)
-                                 .astype("float32"))
+        batch = torch.from_numpy(
+            tiles[start : start + batch_size].transpose(0, 3, 1, 2).astype("float32")
+        )
         output = np.append(output, model.predict(batch).cpu().numpy().round(), axis=0)
     output = output.transpose(0, 2, 3, 1).reshape(*grid, patch_size, patch_size, 1)
-    output = output[:, :, stride // 2:-stride // 2, stride // 2:-stride // 2]
+    output = output[:, :, stride // 2 : -stride // 2, stride // 2 : -stride // 2]
     output = np.concatenate(np.concatenate(output, 1), 1)
     return output[:height, :width].astype(bool)
 
@@ -84,18 +89,24 @@ def worker(engine: str, work: Path, size: int, tile: int, threads: int, batch_si
         from micronet_tf import torch_reference
 
         torch.set_num_threads(threads)
-        model = torch_reference.build_segmentation_model("Unet", "resnet50", seed=0,
-                                                         activation="sigmoid")
+        model = torch_reference.build_segmentation_model(
+            "Unet", "resnet50", seed=0, activation="sigmoid"
+        )
         # smp's get_preprocessing_fn("resnet50", "imagenet") with its parameters spelled out
         # (smp 0.6.0 looks them up on the Hugging Face Hub; this machine may be offline).
         preprocessing_fn = functools.partial(
-            preprocess_input, mean=IMAGENET_MEAN, std=IMAGENET_STD, input_space="RGB",
-            input_range=[0, 1])
+            preprocess_input,
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            input_space="RGB",
+            input_range=[0, 1],
+        )
         image = _image(size)
         before = _rss_mib()
         start = time.perf_counter()
-        mask = original_sliding_window(image, model, preprocessing_fn, batch_size=batch_size,
-                                       patch_size=tile)[..., 0]
+        mask = original_sliding_window(
+            image, model, preprocessing_fn, batch_size=batch_size, patch_size=tile
+        )[..., 0]
     else:
         import onnxruntime as ort
         import tensorflow as tf
@@ -115,15 +126,30 @@ def worker(engine: str, work: Path, size: int, tile: int, threads: int, batch_si
             model = micronet_tf.load_model(work / "unet.keras", compile=False)
         before = _rss_mib()
         start = time.perf_counter()
-        probabilities = micronet_tf.predict(model, image, tile=tile, overlap=64,
-                                            batch_size=batch_size, engine=engine,
-                                            progress=False)
+        probabilities = micronet_tf.predict(
+            model,
+            image,
+            tile=tile,
+            overlap=64,
+            batch_size=batch_size,
+            engine=engine,
+            progress=False,
+        )
         mask = to_index_mask(probabilities).astype(bool)
     seconds = time.perf_counter() - start
     peak = _rss_mib()
     np.save(work / f"mask_{engine}.npy", mask)
-    print(json.dumps({"engine": engine, "seconds": seconds, "peak_mib": peak,
-                      "before_mib": before, "shape": list(mask.shape)}))
+    print(
+        json.dumps(
+            {
+                "engine": engine,
+                "seconds": seconds,
+                "peak_mib": peak,
+                "before_mib": before,
+                "shape": list(mask.shape),
+            }
+        )
+    )
 
 
 def prepare(work: Path) -> None:
@@ -147,14 +173,26 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=4,
-                        help="tiles per batch for every engine (the original's default is 8)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=4,
+        help="tiles per batch for every engine (the original's default is 8)",
+    )
     parser.add_argument("--engines", nargs="+", choices=ENGINES, default=list(ENGINES))
     parser.add_argument("--worker", choices=ENGINES)
     parser.add_argument("--work", type=Path)
     args = parser.parse_args()
-    settings = ["--size", str(args.size), "--tile", str(args.tile), "--threads",
-                str(args.threads), "--batch-size", str(args.batch_size)]
+    settings = [
+        "--size",
+        str(args.size),
+        "--tile",
+        str(args.tile),
+        "--threads",
+        str(args.threads),
+        "--batch-size",
+        str(args.batch_size),
+    ]
     if args.worker:
         worker(args.worker, args.work, args.size, args.tile, args.threads, args.batch_size)
         return
@@ -163,15 +201,26 @@ def main() -> None:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
-        subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
-                        "import bench_predict; bench_predict.prepare(__import__('pathlib')."
-                        "Path(sys.argv[2]))", str(Path(__file__).parent), str(work)],
-                       check=True, env=env)
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import sys; sys.path.insert(0, sys.argv[1]); "
+                "import bench_predict; bench_predict.prepare(__import__('pathlib')."
+                "Path(sys.argv[2]))",
+                str(Path(__file__).parent),
+                str(work),
+            ],
+            check=True,
+            env=env,
+        )
         rows = []
         for engine in args.engines:
             result = subprocess.run(
                 [sys.executable, __file__, "--worker", engine, "--work", str(work), *settings],
-                capture_output=True, text=True, env=env,
+                capture_output=True,
+                text=True,
+                env=env,
             )
             if result.returncode != 0:
                 raise SystemExit(f"{engine} failed:\n{result.stderr[-3000:]}")
@@ -180,17 +229,23 @@ def main() -> None:
         masks = {row["engine"]: np.load(work / f"mask_{row['engine']}.npy") for row in rows}
     megapixels = args.size * args.size / 1e6
     reference = next((r for r in rows if r["engine"] == "pytorch"), rows[0])
-    print(f"\nU-Net resnet50 (smp weights, seed 0), {args.size}x{args.size} 8-bit image, tile "
-          f"{args.tile}, batch {args.batch_size}, {args.threads} threads, one run per engine")
-    print(f"| engine | seconds | megapixels/s | peak memory MiB (before predict) | speed vs "
-          f"{reference['engine']} | foreground | mask agreement with {reference['engine']} |")
+    print(
+        f"\nU-Net resnet50 (smp weights, seed 0), {args.size}x{args.size} 8-bit image, tile "
+        f"{args.tile}, batch {args.batch_size}, {args.threads} threads, one run per engine"
+    )
+    print(
+        f"| engine | seconds | megapixels/s | peak memory MiB (before predict) | speed vs "
+        f"{reference['engine']} | foreground | mask agreement with {reference['engine']} |"
+    )
     print("|---|---|---|---|---|---|---|")
     for row in rows:
         agreement = (masks[row["engine"]] == masks[reference["engine"]]).mean()
-        print(f"| {LABELS[row['engine']]} | {row['seconds']:.1f} | "
-              f"{megapixels / row['seconds']:.3f} | {row['peak_mib']:.0f} "
-              f"({row['before_mib']:.0f}) | {reference['seconds'] / row['seconds']:.2f}x | "
-              f"{masks[row['engine']].mean():.2%} | {agreement:.3%} |")
+        print(
+            f"| {LABELS[row['engine']]} | {row['seconds']:.1f} | "
+            f"{megapixels / row['seconds']:.3f} | {row['peak_mib']:.0f} "
+            f"({row['before_mib']:.0f}) | {reference['seconds'] / row['seconds']:.2f}x | "
+            f"{masks[row['engine']].mean():.2%} | {agreement:.3%} |"
+        )
 
 
 if __name__ == "__main__":

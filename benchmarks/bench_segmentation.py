@@ -57,8 +57,14 @@ def main() -> None:
         def infer_keras(forward=forward, x=image_tf):
             forward(x).numpy()
 
-        rows.append((architecture, "inference 1x", median_seconds(infer_torch, args.warmup,
-                     args.repeats), median_seconds(infer_keras, args.warmup, args.repeats)))
+        rows.append(
+            (
+                architecture,
+                "inference 1x",
+                median_seconds(infer_torch, args.warmup, args.repeats),
+                median_seconds(infer_keras, args.warmup, args.repeats),
+            )
+        )
 
         batch = rng.standard_normal((args.train_batch, args.size, args.size, 3), np.float32)
         masks = (rng.random((args.train_batch, args.size, args.size, 1)) > 0.5).astype("f4")
@@ -68,30 +74,41 @@ def main() -> None:
         optimizer = torch.optim.Adam(reference.parameters(), lr=2e-4)
         loss_fn = torch.nn.BCEWithLogitsLoss()
 
-        def train_torch(reference=reference, optimizer=optimizer, loss_fn=loss_fn,
-                        x=batch_torch, y=masks_torch):
+        def train_torch(
+            reference=reference, optimizer=optimizer, loss_fn=loss_fn, x=batch_torch, y=masks_torch
+        ):
             optimizer.zero_grad()
             loss_fn(reference(x), y).backward()
             optimizer.step()
 
-        model.compile(optimizer=keras.optimizers.Adam(2e-4),
-                      loss=keras.losses.BinaryCrossentropy(from_logits=True))
+        model.compile(
+            optimizer=keras.optimizers.Adam(2e-4),
+            loss=keras.losses.BinaryCrossentropy(from_logits=True),
+        )
 
         def train_keras(model=model, x=batch, y=masks):
             model.train_on_batch(x, y)
 
-        rows.append((architecture, f"Adam step {args.train_batch}x",
-                     median_seconds(train_torch, args.warmup, args.repeats),
-                     median_seconds(train_keras, args.warmup, args.repeats)))
+        rows.append(
+            (
+                architecture,
+                f"Adam step {args.train_batch}x",
+                median_seconds(train_torch, args.warmup, args.repeats),
+                median_seconds(train_keras, args.warmup, args.repeats),
+            )
+        )
         print(f"  measured {architecture}", flush=True)
 
-    print(f"\n{args.encoder} models at {args.size}x{args.size}, {args.threads} threads, median of "
-          f"{args.repeats} (torch {torch.__version__}, tensorflow {tf.__version__})")
+    print(
+        f"\n{args.encoder} models at {args.size}x{args.size}, {args.threads} threads, median of "
+        f"{args.repeats} (torch {torch.__version__}, tensorflow {tf.__version__})"
+    )
     print("| architecture | task | PyTorch s | Keras s | ratio Keras/PyTorch |")
     print("|---|---|---|---|---|")
     for architecture, task, t_torch, t_keras in rows:
-        print(f"| {architecture} | {task} | {t_torch:.3f} | {t_keras:.3f} | "
-              f"{t_keras / t_torch:.2f} |")
+        print(
+            f"| {architecture} | {task} | {t_torch:.3f} | {t_keras:.3f} | {t_keras / t_torch:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -13,12 +13,26 @@ from typing import Any
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "cli", "convert", "data", "data_paths", "encoders", "layers", "measure", "models",
-    "preprocessing", "tiling",
+    "cli",
+    "convert",
+    "data",
+    "data_paths",
+    "encoders",
+    "layers",
+    "measure",
+    "models",
+    "preprocessing",
+    "tiling",
 )
 
-__all__ = ["__version__", "create_segmentation_model", "load_model", "predict", "train_classifier",
-           *_SUBMODULES]
+__all__ = [
+    "__version__",
+    "create_segmentation_model",
+    "load_model",
+    "predict",
+    "train_classifier",
+    *_SUBMODULES,
+]
 
 
 # keras.saving.load_model finds our classes once micronet_tf is imported (without importing
@@ -57,13 +71,16 @@ def load_model(path: Any, *, compile: bool = True) -> Any:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"model {os.fspath(path)!r}: no such file")
         if str(path).endswith(".keras") and not zipfile.is_zipfile(path):
-            raise ValueError(f"model {os.fspath(path)!r} is corrupt or truncated (a .keras file "
-                             "is a zip archive; this one is not): write it again")
+            raise ValueError(
+                f"model {os.fspath(path)!r} is corrupt or truncated (a .keras file "
+                "is a zip archive; this one is not): write it again"
+            )
         try:
             return keras.saving.load_model(path, compile=compile)
         except (zipfile.BadZipFile, OSError, EOFError) as error:
-            raise ValueError(f"model {os.fspath(path)!r} is corrupt or truncated ({error})"
-                             ) from None
+            raise ValueError(
+                f"model {os.fspath(path)!r} is corrupt or truncated ({error})"
+            ) from None
     return keras.saving.load_model(path, compile=compile)
 
 

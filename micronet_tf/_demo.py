@@ -30,8 +30,9 @@ def find_demo_image() -> Path:
     if local is not None and (local / DEMO_IMAGE).is_file():
         return local / DEMO_IMAGE
     print(f"no local benchmark data ({data_paths.DATA_ENV} unset); downloading {DEMO_IMAGE_URL}")
-    return fetch(DEMO_IMAGE_URL, data_paths.cache_dir() / "demo" / Path(DEMO_IMAGE).name,
-                 DEMO_IMAGE_SHA256)
+    return fetch(
+        DEMO_IMAGE_URL, data_paths.cache_dir() / "demo" / Path(DEMO_IMAGE).name, DEMO_IMAGE_SHA256
+    )
 
 
 def _crop_to_multiple(image: np.ndarray, multiple: int = 32) -> np.ndarray:
@@ -41,13 +42,23 @@ def _crop_to_multiple(image: np.ndarray, multiple: int = 32) -> np.ndarray:
     return image[:height, :width]
 
 
-def _torch_reference(encoder: str, checkpoint: Path | None, save: Path, batch: np.ndarray,
-                     out_dir: Path) -> list[np.ndarray]:
+def _torch_reference(
+    encoder: str, checkpoint: Path | None, save: Path, batch: np.ndarray, out_dir: Path
+) -> list[np.ndarray]:
     """Run smp's encoder in a subprocess (torchvision must not share a process with TensorFlow)."""
     input_path, features_path = out_dir / "input.npy", out_dir / "torch_features.npz"
     np.save(input_path, batch)
-    command = [sys.executable, "-m", "micronet_tf.torch_reference", "--encoder", encoder,
-               "--input", str(input_path), "--features", str(features_path)]
+    command = [
+        sys.executable,
+        "-m",
+        "micronet_tf.torch_reference",
+        "--encoder",
+        encoder,
+        "--input",
+        str(input_path),
+        "--features",
+        str(features_path),
+    ]
     command += ["--load", str(checkpoint)] if checkpoint is not None else ["--save", str(save)]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
@@ -84,9 +95,14 @@ def _plot_features(image: np.ndarray, features: list[np.ndarray], title: str, pa
     plt.close(figure)
 
 
-def run_demo(*, encoder: str = "resnet50", out_dir: str | os.PathLike = "demo_out",
-             image: str | os.PathLike | None = None, checkpoint: str | os.PathLike | None = None,
-             reference: bool = True) -> dict:
+def run_demo(
+    *,
+    encoder: str = "resnet50",
+    out_dir: str | os.PathLike = "demo_out",
+    image: str | os.PathLike | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    reference: bool = True,
+) -> dict:
     """Run the demo and write ``features.png`` and ``report.json`` to ``out_dir``."""
     from micronet_tf.convert import convert_checkpoint
     from micronet_tf.encoders import encoder_spec, get_encoder, list_encoders
@@ -108,8 +124,10 @@ def run_demo(*, encoder: str = "resnet50", out_dir: str | os.PathLike = "demo_ou
         torch_features = _torch_reference(encoder, checkpoint, generated, batch, out_dir)
         source = checkpoint if checkpoint is not None else generated
         if checkpoint is None:
-            print(f"no --checkpoint given: wrote random {encoder} weights in NASA's format to "
-                  f"{generated}")
+            print(
+                f"no --checkpoint given: wrote random {encoder} weights in NASA's format to "
+                f"{generated}"
+            )
         weights = out_dir / f"{encoder}.weights.h5"
         _, report = convert_checkpoint(source, encoder, weights, overwrite=True)
         print(f"converted {source} -> {weights}: {report.summary()}")
@@ -120,10 +138,16 @@ def run_demo(*, encoder: str = "resnet50", out_dir: str | os.PathLike = "demo_ou
 
     model = get_encoder(encoder, weights=weights)
     features = [np.asarray(f) for f in model(batch, training=False)]
-    report: dict = {"encoder": encoder, "image": str(image_path), "weights": str(weights),
-                    "features": []}
-    print(f"{'stride':>6} {'shape':>22} {'max |keras - torch|':>20} {'max |torch|':>12} "
-          f"{'relative':>9}")
+    report: dict = {
+        "encoder": encoder,
+        "image": str(image_path),
+        "weights": str(weights),
+        "features": [],
+    }
+    print(
+        f"{'stride':>6} {'shape':>22} {'max |keras - torch|':>20} {'max |torch|':>12} "
+        f"{'relative':>9}"
+    )
     for index, feature in enumerate(features):
         entry = {"stride": 2**index, "shape": list(feature.shape)}
         line = f"{2**index:>6} {str(feature.shape):>22}"
@@ -131,8 +155,10 @@ def run_demo(*, encoder: str = "resnet50", out_dir: str | os.PathLike = "demo_ou
             entry["max_abs_diff"] = float(np.abs(feature - torch_features[index]).max())
             entry["max_abs_torch"] = float(np.abs(torch_features[index]).max())
             entry["relative_diff"] = entry["max_abs_diff"] / max(entry["max_abs_torch"], 1e-12)
-            line += (f" {entry['max_abs_diff']:>20.3g} {entry['max_abs_torch']:>12.3g}"
-                     f" {entry['relative_diff']:>9.2g}")
+            line += (
+                f" {entry['max_abs_diff']:>20.3g} {entry['max_abs_torch']:>12.3g}"
+                f" {entry['relative_diff']:>9.2g}"
+            )
         report["features"].append(entry)
         print(line)
     _plot_features(micrograph, features, f"{encoder} features (Keras)", out_dir / "features.png")

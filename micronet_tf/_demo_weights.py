@@ -65,8 +65,9 @@ def _environment(values: dict[str, str | None]):
                 os.environ[name] = value
 
 
-def _probe(urls: list[str], timeout: float, enough: Sequence[str] = ()
-           ) -> dict[str, tuple[str, str]]:
+def _probe(
+    urls: list[str], timeout: float, enough: Sequence[str] = ()
+) -> dict[str, tuple[str, str]]:
     """HEAD every URL at once; each -> ``("ok", "")``, ``("http", "HTTP 404")`` (the host is up)
     or ``("unreachable", why)``. Returns after ``timeout`` seconds at most (a DNS lookup is
     not bound by urlopen's timeout, hence the threads), or as soon as a URL in ``enough``
@@ -75,8 +76,9 @@ def _probe(urls: list[str], timeout: float, enough: Sequence[str] = ()
 
     def probe(url: str) -> None:
         try:
-            with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"),
-                                        timeout=timeout):
+            with urllib.request.urlopen(
+                urllib.request.Request(url, method="HEAD"), timeout=timeout
+            ):
                 results[url] = ("ok", "")
         except urllib.error.HTTPError as error:
             # 405: the server takes no HEAD, which says nothing against a GET
@@ -84,8 +86,9 @@ def _probe(urls: list[str], timeout: float, enough: Sequence[str] = ()
         except (OSError, ValueError) as error:
             results[url] = ("unreachable", str(getattr(error, "reason", error)))
 
-    threads = [threading.Thread(target=probe, args=(url,), daemon=True)
-               for url in dict.fromkeys(urls)]
+    threads = [
+        threading.Thread(target=probe, args=(url,), daemon=True) for url in dict.fromkeys(urls)
+    ]
     for thread in threads:
         thread.start()
     deadline = time.monotonic() + timeout
@@ -118,19 +121,25 @@ def _file_weights(path: Path) -> DemoWeights:
     path = path.resolve()
     digest = sha256_of(path)
     record = {"name": path.name, "source": str(path), "sha256": digest}
-    return DemoWeights(str(path), record,
-                       (f"encoder weights: {path.name} (sha256 {digest}, from {path})",))
+    return DemoWeights(
+        str(path), record, (f"encoder weights: {path.name} (sha256 {digest}, from {path})",)
+    )
 
 
 def _random(encoder: str, name: str, why: str, how: str) -> DemoWeights:
-    return DemoWeights(None, "random", (
-        f"encoder weights: random; no {name} weights for {encoder} could be had ({why})",
-        f"  to use them: {how}",
-    ))
+    return DemoWeights(
+        None,
+        "random",
+        (
+            f"encoder weights: random; no {name} weights for {encoder} could be had ({why})",
+            f"  to use them: {how}",
+        ),
+    )
 
 
-def resolve_demo_weights(encoder: str, requested=AUTO, *, cache_dir=None,
-                         timeout: float = PROBE_TIMEOUT) -> DemoWeights:
+def resolve_demo_weights(
+    encoder: str, requested=AUTO, *, cache_dir=None, timeout: float = PROBE_TIMEOUT
+) -> DemoWeights:
     """The demo's encoder weights for ``encoder``.
 
     ``requested``: ``"auto"`` (the zoo's ``<encoder>.micronet`` when it can be had, else
@@ -150,12 +159,16 @@ def resolve_demo_weights(encoder: str, requested=AUTO, *, cache_dir=None,
 
     if text != AUTO:
         check_weights_argument(requested, "encoder_weights")  # not a file: a zoo name
-    return _from_zoo(encoder, "micronet" if text == AUTO else text, required=text != AUTO,
-                     cache_dir=cache_dir, timeout=timeout)
+    return _from_zoo(
+        encoder,
+        "micronet" if text == AUTO else text,
+        required=text != AUTO,
+        cache_dir=cache_dir,
+        timeout=timeout,
+    )
 
 
-def _from_zoo(encoder: str, name: str, *, required: bool, cache_dir, timeout: float
-              ) -> DemoWeights:
+def _from_zoo(encoder: str, name: str, *, required: bool, cache_dir, timeout: float) -> DemoWeights:
     from micronet_tf import zoo
     from micronet_tf.zoo._manifest import OFFLINE_ENV, URL_ENV, env_flag
 
@@ -166,8 +179,10 @@ def _from_zoo(encoder: str, name: str, *, required: bool, cache_dir, timeout: fl
             manifest = zoo.current_manifest(cache_dir)
         entry = manifest.resolve(name, encoder)
         if entry.encoder != encoder:
-            raise zoo.ZooError(f"{name!r} holds {entry.encoder} weights; the demo's encoder "
-                               f"is {encoder}: use '{encoder}.{entry.pretraining}'")
+            raise zoo.ZooError(
+                f"{name!r} holds {entry.encoder} weights; the demo's encoder "
+                f"is {encoder}: use '{encoder}.{entry.pretraining}'"
+            )
         if not entry.available:
             raise zoo.ZooError(f"{entry.key}: micronet-tf has no Keras {entry.encoder} yet")
     except zoo.ZooError as error:
@@ -177,10 +192,15 @@ def _from_zoo(encoder: str, name: str, *, required: bool, cache_dir, timeout: fl
     what = label.get(entry.pretraining, entry.pretraining)
     folder = zoo.zoo_cache_dir(cache_dir) / entry.name / entry.version
     needs_torch = importlib.util.find_spec("torch") is None
-    how = (f"micronet-tf zoo download {entry.name} --trust-unverified (online"
-           + ("; converting NASA's checkpoint needs torch: pip install 'micronet-tf[torch]'"
-              if needs_torch else "")
-           + f"), or --encoder-weights FILE (NASA's {entry.source.filename}, or a .weights.h5)")
+    how = (
+        f"micronet-tf zoo download {entry.name} --trust-unverified (online"
+        + (
+            "; converting NASA's checkpoint needs torch: pip install 'micronet-tf[torch]'"
+            if needs_torch
+            else ""
+        )
+        + f"), or --encoder-weights FILE (NASA's {entry.source.filename}, or a .weights.h5)"
+    )
 
     def give_up(why: str, error: BaseException | None = None) -> DemoWeights:
         if required:
@@ -194,8 +214,9 @@ def _from_zoo(encoder: str, name: str, *, required: bool, cache_dir, timeout: fl
         return _found(encoder, what, entry.key, path, f"the cache {folder}", cache_dir)
     except _FAILURES as error:
         if needs_torch and (folder / entry.source.filename).is_file():
-            return give_up(f"NASA's checkpoint is in the cache {folder}, but converting it "
-                           "needs torch", error)
+            return give_up(
+                f"NASA's checkpoint is in the cache {folder}, but converting it needs torch", error
+            )
         if not isinstance(error, zoo.ZooError):  # not "not in the cache": a damaged file
             return give_up(f"the cache {folder}: {type(error).__name__}: {error}", error)
     not_cached = f"none in the cache {folder}"
@@ -205,7 +226,7 @@ def _from_zoo(encoder: str, name: str, *, required: bool, cache_dir, timeout: fl
     # 2. The first source that answers, in the zoo's own order of trying them.
     mirror = (os.environ.get(URL_ENV) or "").rstrip("/")
     keras_url = manifest.artifact_url(entry, "keras")  # on the mirror, pinned or not (yet)
-    sources = ([f"{mirror}/sources/{entry.source.filename}"] if mirror else [])
+    sources = [f"{mirror}/sources/{entry.source.filename}"] if mirror else []
     sources += list(entry.source.urls)
     candidates = ([keras_url] if keras_url else []) + sources
     results = _probe(candidates, timeout, enough=sources)
@@ -213,26 +234,32 @@ def _from_zoo(encoder: str, name: str, *, required: bool, cache_dir, timeout: fl
     if not answering:
         return give_up(f"{not_cached}, and {_why_not_online(candidates, results)}")
     if answering[0] != keras_url and needs_torch:
-        return give_up(f"{not_cached}; NASA's checkpoint answers at {answering[0]}, but "
-                       "converting it needs torch")
-    mirror_down = mirror and all(results[u][0] == "unreachable" for u in candidates
-                                 if u.startswith(mirror + "/"))
+        return give_up(
+            f"{not_cached}; NASA's checkpoint answers at {answering[0]}, but "
+            "converting it needs torch"
+        )
+    mirror_down = mirror and all(
+        results[u][0] == "unreachable" for u in candidates if u.startswith(mirror + "/")
+    )
     try:
         # An unreachable mirror is left out, so that the download does not retry it.
         with _environment({URL_ENV: None} if mirror_down else {}):
             path = zoo.download(entry.key, "keras", cache_dir=cache_dir, trust_unverified=True)
     except _FAILURES as error:
-        return give_up(f"{not_cached}, and the download failed: "
-                       f"{str(error).splitlines()[0]}", error)
+        return give_up(
+            f"{not_cached}, and the download failed: {str(error).splitlines()[0]}", error
+        )
     keras_file = entry.files.get("keras")
     is_published = keras_file is not None and path.name == keras_file.filename
-    source = keras_url if is_published else next((u for u in answering if u in sources),
-                                                 " or ".join(sources))
+    source = (
+        keras_url
+        if is_published
+        else next((u for u in answering if u in sources), " or ".join(sources))
+    )
     return _found(encoder, what, entry.key, path, source, cache_dir)
 
 
-def _found(encoder: str, what: str, key: str, path: Path, source: str, cache_dir
-           ) -> DemoWeights:
+def _found(encoder: str, what: str, key: str, path: Path, source: str, cache_dir) -> DemoWeights:
     """The line and record of zoo weights at ``path``: the sha256 of what was downloaded (a
     published Keras artifact, or NASA's checkpoint the weights were converted from)."""
     from micronet_tf import zoo
@@ -252,8 +279,19 @@ def _found(encoder: str, what: str, key: str, path: Path, source: str, cache_dir
         digest, of = entry.source.sha256 or recorded, "NASA's checkpoint"
         if digest is None:  # the checkpoint's record is gone: the converted file's own hash
             digest, of = sha256_of(path), "converted weights"
-    record = {"name": key, "source": source, "sha256": digest, "sha256_of": of,
-              "pinned": pinned, "path": str(path)}
-    return DemoWeights(str(path), record, (
-        f"encoder weights: {what} {encoder} (zoo {key}, sha256 {digest}"
-        f"{'' if pinned else ' unpinned'}, from {source})",))
+    record = {
+        "name": key,
+        "source": source,
+        "sha256": digest,
+        "sha256_of": of,
+        "pinned": pinned,
+        "path": str(path),
+    }
+    return DemoWeights(
+        str(path),
+        record,
+        (
+            f"encoder weights: {what} {encoder} (zoo {key}, sha256 {digest}"
+            f"{'' if pinned else ' unpinned'}, from {source})",
+        ),
+    )

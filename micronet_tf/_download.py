@@ -48,10 +48,18 @@ def _copy(url: str, temporary: Path, timeout: float, progress: bool | None) -> N
         received = 0
         label = url.rsplit("/", 1)[-1][:40]
         # progress=None: a bar only on a terminal (tqdm's own rule); True / False force it.
-        with open(temporary, "wb") as handle, tqdm(
-            total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label,
-            disable=None if progress is None else not progress, leave=False,
-        ) as bar:
+        with (
+            open(temporary, "wb") as handle,
+            tqdm(
+                total=total,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=label,
+                disable=None if progress is None else not progress,
+                leave=False,
+            ) as bar,
+        ):
             while chunk := response.read(_CHUNK):
                 handle.write(chunk)
                 received += len(chunk)
@@ -98,7 +106,6 @@ def fetch(
                 continue
             tries = f" after {attempt + 1} attempts" if attempt else ""
             raise DownloadError(
-                f"could not download {url} to {destination}{tries}: "
-                f"{type(error).__name__}: {error}"
+                f"could not download {url} to {destination}{tries}: {type(error).__name__}: {error}"
             ) from error
     raise AssertionError("unreachable")

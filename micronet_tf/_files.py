@@ -38,8 +38,11 @@ OUTPUT_MANIFEST = "micronet-tf-outputs.json"
 def _snapshot(folder: Path) -> dict[str, int]:
     if not folder.is_dir():
         return {}
-    return {p.relative_to(folder).as_posix(): p.stat().st_mtime_ns for p in folder.rglob("*")
-            if p.is_file() and p.name != OUTPUT_MANIFEST and not p.name.startswith(".partial-")}
+    return {
+        p.relative_to(folder).as_posix(): p.stat().st_mtime_ns
+        for p in folder.rglob("*")
+        if p.is_file() and p.name != OUTPUT_MANIFEST and not p.name.startswith(".partial-")
+    }
 
 
 def _recorded(folder: Path) -> dict[str, str]:
@@ -48,13 +51,15 @@ def _recorded(folder: Path) -> dict[str, str]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError) as error:
-        raise ValueError(f"{folder / OUTPUT_MANIFEST}: unreadable ({error}); remove it, or pass "
-                         "--force") from None
+        raise ValueError(
+            f"{folder / OUTPUT_MANIFEST}: unreadable ({error}); remove it, or pass --force"
+        ) from None
 
 
 @contextlib.contextmanager
-def owned_output_folder(folder: str | os.PathLike, command: str,
-                        force: bool = False) -> Iterator[Path]:
+def owned_output_folder(
+    folder: str | os.PathLike, command: str, force: bool = False
+) -> Iterator[Path]:
     """Refuse ``folder`` when it holds files that an earlier run of ``command`` did not write
     (``force`` allows it); afterwards record the files this run wrote in its manifest."""
     folder = Path(folder)
@@ -62,14 +67,15 @@ def owned_output_folder(folder: str | os.PathLike, command: str,
     before = _snapshot(folder)
     foreign = sorted(name for name in before if recorded.get(name) != command)
     if foreign and not force:
-        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3
-                                          else "")
+        shown = ", ".join(foreign[:3]) + (
+            f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+        )
         raise FileExistsError(
             f"--out folder {str(folder)!r} holds files that `micronet-tf {command}` did not "
-            f"write ({shown}): pass another --out, or --force to write into it")
+            f"write ({shown}): pass another --out, or --force to write into it"
+        )
     yield folder
     after = _snapshot(folder)
-    recorded.update({name: command for name, stamp in after.items()
-                     if before.get(name) != stamp})
+    recorded.update({name: command for name, stamp in after.items() if before.get(name) != stamp})
     with atomic_output_path(folder / OUTPUT_MANIFEST) as temporary:
         temporary.write_text(json.dumps({"files": dict(sorted(recorded.items()))}, indent=1))

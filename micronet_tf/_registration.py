@@ -25,8 +25,7 @@ class _LazyRegistry(dict):
     """Keras' registry of custom objects, importing micronet_tf's on the first miss."""
 
     def __contains__(self, name: object) -> bool:
-        if (not dict.__contains__(self, name) and isinstance(name, str)
-                and name.startswith(PREFIX)):
+        if not dict.__contains__(self, name) and isinstance(name, str) and name.startswith(PREFIX):
             for module in REGISTERING_MODULES:
                 importlib.import_module(module)
         return dict.__contains__(self, name)

@@ -33,8 +33,11 @@ def check_weights_argument(weights: WeightsArg, argument: str = "weights") -> No
     if weights is None:
         return
     path = Path(weights)
-    given = (f"{argument} {os.fspath(weights)!r}" if argument.startswith("--")
-             else f"{argument}={os.fspath(weights)!r}")
+    given = (
+        f"{argument} {os.fspath(weights)!r}"
+        if argument.startswith("--")
+        else f"{argument}={os.fspath(weights)!r}"
+    )
     if not path.is_file():
         from micronet_tf.zoo import is_zoo_name
 
@@ -73,8 +76,14 @@ def apply_weights(
         if is_zoo_name(text):
             if encoder is None:
                 raise ValueError(f"{argument}={text!r}: model-zoo weights need the encoder name")
-            load_zoo_weights(model, text, encoder=encoder, argument=argument,
-                             ignore_prefixes=ignore_prefixes, optional_prefixes=optional_prefixes)
+            load_zoo_weights(
+                model,
+                text,
+                encoder=encoder,
+                argument=argument,
+                ignore_prefixes=ignore_prefixes,
+                optional_prefixes=optional_prefixes,
+            )
             return
         raise FileNotFoundError(
             f"{argument}={text!r}: no such file. " + _describe_expected(argument)
@@ -86,7 +95,10 @@ def apply_weights(
         from micronet_tf.convert import load_torch_weights
 
         load_torch_weights(
-            model, path, ignore_prefixes=ignore_prefixes, optional_prefixes=optional_prefixes,
+            model,
+            path,
+            ignore_prefixes=ignore_prefixes,
+            optional_prefixes=optional_prefixes,
             renames=renames,
         )
     else:

@@ -17,12 +17,14 @@ from micronet_tf._files import OUTPUT_MANIFEST, atomic_output_path
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 MANIFEST = OUTPUT_MANIFEST  # what predict / measure wrote into an output folder
 # Overlay colours per class index (class 0 is left uncoloured).
-PALETTE = np.array([(0, 0, 0), (0, 90, 255), (255, 40, 40), (40, 220, 40), (255, 200, 0),
-                    (200, 0, 255)], np.uint8)
+PALETTE = np.array(
+    [(0, 0, 0), (0, 90, 255), (255, 40, 40), (40, 220, 40), (255, 200, 0), (200, 0, 255)], np.uint8
+)
 
 
-def expand_inputs(inputs: Iterable[str], skip_in_folders: tuple[str, ...] = (),
-                  skip_outputs_of: str | None = None) -> list[Path]:
+def expand_inputs(
+    inputs: Iterable[str], skip_in_folders: tuple[str, ...] = (), skip_outputs_of: str | None = None
+) -> list[Path]:
     """Files, folders (their images, sorted, without names ending in ``skip_in_folders`` and,
     with ``skip_outputs_of``, without that command's own earlier outputs) and glob patterns ->
     image paths, in order, each once."""
@@ -32,9 +34,14 @@ def expand_inputs(inputs: Iterable[str], skip_in_folders: tuple[str, ...] = (),
         for path in matches:
             if path.is_dir():
                 own = _command_outputs(path, skip_outputs_of) if skip_outputs_of else set()
-                paths += sorted(p for p in path.iterdir()
-                                if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-                                and not p.stem.endswith(skip_in_folders) and p.name not in own)
+                paths += sorted(
+                    p
+                    for p in path.iterdir()
+                    if p.suffix.lower() in IMAGE_SUFFIXES
+                    and p.is_file()
+                    and not p.stem.endswith(skip_in_folders)
+                    and p.name not in own
+                )
             else:
                 paths.append(path)
     unique: dict[Path, Path] = {}
@@ -64,19 +71,20 @@ class _Outputs:
     listed in the folder's manifest as written by this command (the user's own file; ``force``
     replaces it). Written files are recorded in the manifest."""
 
-    def __init__(self, inputs: Sequence[Path], out: Path, command: str,
-                 force: bool = False) -> None:
+    def __init__(
+        self, inputs: Sequence[Path], out: Path, command: str, force: bool = False
+    ) -> None:
         self.inputs = {p.resolve() for p in inputs if p.exists()}
         self.claimed: dict[Path, str] = {}
         self.out, self.command, self.force = out, command, force
         try:
-            self.files: dict[str, str] = json.loads(
-                (out / MANIFEST).read_text()).get("files", {})
+            self.files: dict[str, str] = json.loads((out / MANIFEST).read_text()).get("files", {})
         except FileNotFoundError:
             self.files = {}
         except (OSError, ValueError) as error:
-            raise ValueError(f"{out / MANIFEST}: unreadable ({error}); remove it, or pass "
-                             "--force") from None
+            raise ValueError(
+                f"{out / MANIFEST}: unreadable ({error}); remove it, or pass --force"
+            ) from None
 
     def claim(self, paths: Sequence[Path], source: Path) -> None:
         for path in paths:
@@ -84,14 +92,16 @@ class _Outputs:
             if resolved in self.inputs:
                 raise ValueError(f"refusing to overwrite the input file {str(path)!r}")
             if resolved in self.claimed:
-                raise ValueError(f"output {path.name!r} was already written for "
-                                 f"{self.claimed[resolved]!r} (same file name stem)")
-            if (path.exists() and not self.force
-                    and self.files.get(path.name) != self.command):
+                raise ValueError(
+                    f"output {path.name!r} was already written for "
+                    f"{self.claimed[resolved]!r} (same file name stem)"
+                )
+            if path.exists() and not self.force and self.files.get(path.name) != self.command:
                 raise FileExistsError(
                     f"{str(path)!r} exists and was not written by an earlier `micronet-tf "
                     f"{self.command}` into this folder: pass another --out, or --force to "
-                    "replace it")
+                    "replace it"
+                )
         for path in paths:
             self.claimed[path.resolve()] = str(source)
 
@@ -100,8 +110,7 @@ class _Outputs:
         for path in paths:
             self.files[path.name] = self.command
         with atomic_output_path(self.out / MANIFEST) as temporary:
-            temporary.write_text(json.dumps({"files": dict(sorted(self.files.items()))},
-                                            indent=1))
+            temporary.write_text(json.dumps({"files": dict(sorted(self.files.items()))}, indent=1))
 
 
 def overlay(image_rgb: np.ndarray, index_mask: np.ndarray, alpha: float = 0.45) -> np.ndarray:
@@ -124,10 +133,18 @@ def _run_each(paths: Sequence[Path], work) -> dict[str, str]:
     return failures
 
 
-def predict_files(model_path: str | os.PathLike, inputs: Iterable[str],
-                  out_dir: str | os.PathLike, *, tile: int = 512, overlap: int = 64,
-                  batch_size: int = 4, engine: str = "keras",
-                  activation: str = "auto", force: bool = False) -> dict[str, str]:
+def predict_files(
+    model_path: str | os.PathLike,
+    inputs: Iterable[str],
+    out_dir: str | os.PathLike,
+    *,
+    tile: int = 512,
+    overlap: int = 64,
+    batch_size: int = 4,
+    engine: str = "keras",
+    activation: str = "auto",
+    force: bool = False,
+) -> dict[str, str]:
     """``<name>_mask.png`` (class index) and ``<name>_overlay.png`` per input; returns
     ``{input: error}`` for the files that failed. Files in ``out_dir`` that an earlier
     ``predict`` did not write are never replaced (unless ``force``), and its outputs in an
@@ -140,8 +157,10 @@ def predict_files(model_path: str | os.PathLike, inputs: Iterable[str],
         raise ValueError("no input images found")
     model_path = Path(model_path)
     if not model_path.is_file():
-        raise FileNotFoundError(f"model {str(model_path)!r}: no such file (expected a .keras "
-                                "file, or an .onnx file with --engine onnx)")
+        raise FileNotFoundError(
+            f"model {str(model_path)!r}: no such file (expected a .keras "
+            "file, or an .onnx file with --engine onnx)"
+        )
     if engine == "keras":
         from micronet_tf import load_model
 
@@ -152,15 +171,18 @@ def predict_files(model_path: str | os.PathLike, inputs: Iterable[str],
         try:
             model = onnxruntime.InferenceSession(str(model_path))
         except Exception as error:  # onnxruntime raises its own Fail / InvalidProtobuf types
-            raise ValueError(f"model {str(model_path)!r} is corrupt or not an ONNX model "
-                             f"({type(error).__name__}: {str(error)[:200]})") from None
+            raise ValueError(
+                f"model {str(model_path)!r} is corrupt or not an ONNX model "
+                f"({type(error).__name__}: {str(error)[:200]})"
+            ) from None
     else:
         raise ValueError(f"engine={engine!r}: expected 'keras' or 'onnx'")
     # Checked once here, not once per file.
     from micronet_tf.tiling import DEFAULT_MULTIPLE, _check, input_rule
 
-    _check(tile, overlap, batch_size,
-           input_rule(model) if engine == "keras" else (DEFAULT_MULTIPLE, 0))
+    _check(
+        tile, overlap, batch_size, input_rule(model) if engine == "keras" else (DEFAULT_MULTIPLE, 0)
+    )
     out = Path(out_dir)
     outputs = _Outputs(paths, out, "predict", force)
 
@@ -168,8 +190,15 @@ def predict_files(model_path: str | os.PathLike, inputs: Iterable[str],
         targets = [out / f"{path.stem}_mask.png", out / f"{path.stem}_overlay.png"]
         outputs.claim(targets, path)
         image = read_image(path)
-        probabilities = predict(model, image, tile=tile, overlap=overlap,
-                                batch_size=batch_size, engine=engine, activation=activation)
+        probabilities = predict(
+            model,
+            image,
+            tile=tile,
+            overlap=overlap,
+            batch_size=batch_size,
+            engine=engine,
+            activation=activation,
+        )
         mask = to_index_mask(probabilities)
         _write_png(targets[0], mask)
         rgb = (to_float_rgb(image) * 255).round().astype(np.uint8)
@@ -215,12 +244,19 @@ def find_truth(truth_dir: Path, mask_path: Path) -> Path:
             for name in (candidate + suffix, candidate + suffix.upper()):
                 if (truth_dir / name).is_file():
                     return truth_dir / name
-    raise FileNotFoundError(f"no true mask for {mask_path.name!r} in {str(truth_dir)!r} "
-                            f"(looked for {stem!r}, {base!r}, {base + '_mask'!r} + .tif/.png/...)")
+    raise FileNotFoundError(
+        f"no true mask for {mask_path.name!r} in {str(truth_dir)!r} "
+        f"(looked for {stem!r}, {base!r}, {base + '_mask'!r} + .tif/.png/...)"
+    )
 
 
-def _measure_one(mask: np.ndarray, truth: np.ndarray | None, names: Sequence[str],
-                 thickness: Sequence[str], pixel_size: float | None) -> tuple[list, dict]:
+def _measure_one(
+    mask: np.ndarray,
+    truth: np.ndarray | None,
+    names: Sequence[str],
+    thickness: Sequence[str],
+    pixel_size: float | None,
+) -> tuple[list, dict]:
     from micronet_tf.measure import (
         area_fractions,
         compare_object_sizes,
@@ -237,19 +273,24 @@ def _measure_one(mask: np.ndarray, truth: np.ndarray | None, names: Sequence[str
             found = objects(mask == index, pixel_size=pixel_size)
             rows += [{"class": name, **row} for row in found]
             diameters = [row["equivalent_diameter_area"] for row in found]
-            info.update(objects=len(found),
-                        mean_equivalent_diameter=float(np.mean(diameters)) if found else None)
+            info.update(
+                objects=len(found),
+                mean_equivalent_diameter=float(np.mean(diameters)) if found else None,
+            )
             if truth is not None:
                 result = compare_object_sizes(mask == index, truth == index)
                 info["size_error"] = {k: v for k, v in result.items() if k != "errors"}
         if name in thickness:
             samples = layer_thickness(mask == index, pixel_size=pixel_size)
-            info["thickness"] = {"mean": float(samples.mean()) if samples.size else None,
-                                 "std": float(samples.std()) if samples.size else None,
-                                 "samples": int(samples.size)}
+            info["thickness"] = {
+                "mean": float(samples.mean()) if samples.size else None,
+                "std": float(samples.std()) if samples.size else None,
+                "samples": int(samples.size),
+            }
             if truth is not None:
-                info["thickness_error"] = compare_thickness(mask == index, truth == index,
-                                                            pixel_size=pixel_size)
+                info["thickness_error"] = compare_thickness(
+                    mask == index, truth == index, pixel_size=pixel_size
+                )
         classes[name] = info
     return rows, classes
 
@@ -258,9 +299,13 @@ def _summary_rows(images: dict) -> list[dict]:
     rows = []
     for image, classes in images.items():
         for name, info in classes.items():
-            row = {"image": image, "class": name, "area_fraction": info["area_fraction"],
-                   "objects": info.get("objects"),
-                   "mean_equivalent_diameter": info.get("mean_equivalent_diameter")}
+            row = {
+                "image": image,
+                "class": name,
+                "area_fraction": info["area_fraction"],
+                "objects": info.get("objects"),
+                "mean_equivalent_diameter": info.get("mean_equivalent_diameter"),
+            }
             for key in ("matched", "missed", "mean_percent_error", "std_percent_error"):
                 row[f"size_{key}"] = info.get("size_error", {}).get(key)
             row["thickness_mean"] = info.get("thickness", {}).get("mean")
@@ -269,10 +314,17 @@ def _summary_rows(images: dict) -> list[dict]:
     return rows
 
 
-def measure_files(masks: Iterable[str], out_dir: str | os.PathLike, *,
-                  class_names: Sequence[str] | None = None, truth_dir: str | None = None,
-                  pixel_size: float | None = None, unit: str = "px",
-                  thickness: Sequence[str] = (), force: bool = False) -> dict[str, str]:
+def measure_files(
+    masks: Iterable[str],
+    out_dir: str | os.PathLike,
+    *,
+    class_names: Sequence[str] | None = None,
+    truth_dir: str | None = None,
+    pixel_size: float | None = None,
+    unit: str = "px",
+    thickness: Sequence[str] = (),
+    force: bool = False,
+) -> dict[str, str]:
     """Per image: ``<name>_objects.csv`` (one row per object, with its class) and a size
     histogram per class; for all: ``summary.json`` / ``summary.csv`` (area fractions, object
     counts, with ``truth_dir`` the size errors, for ``thickness`` classes the layer thickness
@@ -282,8 +334,11 @@ def measure_files(masks: Iterable[str], out_dir: str | os.PathLike, *,
     ``force``), and when every mask fails no summary replaces an earlier one."""
     from micronet_tf.measure import read_index_mask
 
-    paths = expand_inputs(masks, skip_in_folders=("_overlay",),  # predict's colour overlays
-                          skip_outputs_of="measure")
+    paths = expand_inputs(
+        masks,
+        skip_in_folders=("_overlay",),  # predict's colour overlays
+        skip_outputs_of="measure",
+    )
     if not paths:
         raise ValueError("no mask images found")
     if pixel_size is not None and pixel_size <= 0:
@@ -295,8 +350,9 @@ def measure_files(masks: Iterable[str], out_dir: str | os.PathLike, *,
     truth_root = Path(truth_dir) if truth_dir is not None else None
     if truth_root is not None and not truth_root.is_dir():
         raise FileNotFoundError(f"truth folder {str(truth_root)!r}: no such folder")
-    outputs = _Outputs([*paths, *(truth_root.iterdir() if truth_root else ())], out, "measure",
-                       force)
+    outputs = _Outputs(
+        [*paths, *(truth_root.iterdir() if truth_root else ())], out, "measure", force
+    )
     outputs.claim([out / "summary.json", out / "summary.csv"], Path("summary"))
     unit_name = unit if pixel_size else "px"
     images: dict[str, dict] = {}
@@ -304,8 +360,9 @@ def measure_files(masks: Iterable[str], out_dir: str | os.PathLike, *,
 
     def work(path: Path) -> str:
         mask = read_index_mask(path)
-        names = list(class_names) if class_names else [
-            f"class{i}" for i in range(int(mask.max()) + 1)]
+        names = (
+            list(class_names) if class_names else [f"class{i}" for i in range(int(mask.max()) + 1)]
+        )
         if int(mask.max()) >= len(names):
             raise ValueError(f"mask has class {int(mask.max())}, beyond --classes {names}")
         missing = [name for name in thickness if name not in names]
@@ -315,8 +372,10 @@ def measure_files(masks: Iterable[str], out_dir: str | os.PathLike, *,
         if truth_root is not None:
             truth = read_index_mask(find_truth(truth_root, path))
             if truth.shape != mask.shape:
-                raise ValueError(f"true mask is {truth.shape[1]}x{truth.shape[0]}, this one "
-                                 f"{mask.shape[1]}x{mask.shape[0]}")
+                raise ValueError(
+                    f"true mask is {truth.shape[1]}x{truth.shape[0]}, this one "
+                    f"{mask.shape[1]}x{mask.shape[0]}"
+                )
         rows, classes = _measure_one(mask, truth, names, thickness, pixel_size)
         targets = [out / f"{path.stem}_objects.csv"]
         drawn = [n for n in names[1:] if any(r["class"] == n for r in rows)]
@@ -329,8 +388,9 @@ def measure_files(masks: Iterable[str], out_dir: str | os.PathLike, *,
         outputs.record(*targets)
         images[path.name] = classes
         all_rows.extend({"image": path.name, **row} for row in rows)
-        return ", ".join(f"{n}: {c['objects']} objects" for n, c in classes.items()
-                         if "objects" in c)
+        return ", ".join(
+            f"{n}: {c['objects']} objects" for n, c in classes.items() if "objects" in c
+        )
 
     failures = _run_each(paths, work)
     if not images:  # nothing measured: keep whatever summary the folder had
@@ -341,8 +401,7 @@ def measure_files(masks: Iterable[str], out_dir: str | os.PathLike, *,
         outputs.claim([target], Path("summary"))
         _histogram(values, f"{name}: {len(images)} image(s)", unit_name, target)
         outputs.record(target)
-    summary = {"pixel_size": pixel_size, "unit": unit_name, "images": images,
-               "failed": failures}
+    summary = {"pixel_size": pixel_size, "unit": unit_name, "images": images, "failed": failures}
     with atomic_output_path(out / "summary.json") as temporary:
         temporary.write_text(json.dumps(summary, indent=2))
     _write_csv(out / "summary.csv", _summary_rows(images))

@@ -17,9 +17,11 @@ from micronet_tf._files import atomic_output_path
 from micronet_tf.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 LICENSE = "MIT"
-CITATION = {"text": "Stuckner et al., Microstructure segmentation with deep learning encoders "
-                    "pre-trained on a large microscopy dataset, npj Comput. Mater. 8, 200 (2022)",
-            "doi": "10.1038/s41524-022-00878-5"}
+CITATION = {
+    "text": "Stuckner et al., Microstructure segmentation with deep learning encoders "
+    "pre-trained on a large microscopy dataset, npj Comput. Mater. 8, 200 (2022)",
+    "doi": "10.1038/s41524-022-00878-5",
+}
 
 
 def _sha256(path: Path) -> str:
@@ -54,10 +56,14 @@ def context_halo(model: keras.Model, *, seed: int = 0) -> tuple[int, float]:
     difference = float("inf")
     for halo in HALO_CANDIDATES:
         tile = _round_up(max(2 * halo + multiple, minimum), multiple)
-        piece = np.asarray(model(image[:, offset:offset + tile, offset:offset + tile],
-                                 training=False), np.float32)
+        piece = np.asarray(
+            model(image[:, offset : offset + tile, offset : offset + tile], training=False),
+            np.float32,
+        )
         inner = slice(halo, tile - halo)
-        reference = whole[:, offset + halo:offset + tile - halo, offset + halo:offset + tile - halo]
+        reference = whole[
+            :, offset + halo : offset + tile - halo, offset + halo : offset + tile - halo
+        ]
         difference = float(np.abs(piece[:, inner, inner] - reference).max()) / scale
         if difference <= HALO_TOLERANCE:
             return halo, difference
@@ -113,49 +119,88 @@ def _write(folder: Path, model: keras.Model, name: str, size: int, opset: int) -
     )
     space = {"min": smallest, "step": multiple}
     rdf = {
-        "format_version": "0.5.4", "type": "model", "name": name,
+        "format_version": "0.5.4",
+        "type": "model",
+        "name": name,
         "description": f"Segmentation of microscopy images into {', '.join(classes)} "
-                       f"({info['architecture']}, {info['encoder']} encoder, micronet-tf).",
-        "authors": [{"name": "micronet-tf"}], "cite": [CITATION], "license": LICENSE,
-        "documentation": "README.md", "covers": ["cover.png"],
+        f"({info['architecture']}, {info['encoder']} encoder, micronet-tf).",
+        "authors": [{"name": "micronet-tf"}],
+        "cite": [CITATION],
+        "license": LICENSE,
+        "documentation": "README.md",
+        "covers": ["cover.png"],
         "tags": ["segmentation", "microscopy", "materials-science", "micronet"],
-        "inputs": [{
-            "id": "image", "axes": [
-                {"type": "batch"},
-                {"type": "space", "id": "y", "size": space},
-                {"type": "space", "id": "x", "size": space},
-                {"type": "channel", "channel_names": ["r", "g", "b"]},
-            ],
-            "test_tensor": {"source": "test_input.npy",
-                            "sha256": _sha256(folder / "test_input.npy")},
-            "data": {"type": "float32"},
-            "preprocessing": [{"id": "fixed_zero_mean_unit_variance", "kwargs": {
-                "axis": "channel", "mean": [float(v) for v in IMAGENET_MEAN * 255],
-                "std": [float(v) for v in IMAGENET_STD * 255]}}],
-        }],
-        "outputs": [{
-            "id": "prediction", "axes": [
-                {"type": "batch"},
-                {"type": "space", "id": "y", "size": {"tensor_id": "image", "axis_id": "y"},
-                 "halo": halo},
-                {"type": "space", "id": "x", "size": {"tensor_id": "image", "axis_id": "x"},
-                 "halo": halo},
-                {"type": "channel", "channel_names": [c.replace(" ", "_") for c in classes]},
-            ],
-            "test_tensor": {"source": "test_output.npy",
-                            "sha256": _sha256(folder / "test_output.npy")},
-            "data": {"type": "float32"},
-        }],
+        "inputs": [
+            {
+                "id": "image",
+                "axes": [
+                    {"type": "batch"},
+                    {"type": "space", "id": "y", "size": space},
+                    {"type": "space", "id": "x", "size": space},
+                    {"type": "channel", "channel_names": ["r", "g", "b"]},
+                ],
+                "test_tensor": {
+                    "source": "test_input.npy",
+                    "sha256": _sha256(folder / "test_input.npy"),
+                },
+                "data": {"type": "float32"},
+                "preprocessing": [
+                    {
+                        "id": "fixed_zero_mean_unit_variance",
+                        "kwargs": {
+                            "axis": "channel",
+                            "mean": [float(v) for v in IMAGENET_MEAN * 255],
+                            "std": [float(v) for v in IMAGENET_STD * 255],
+                        },
+                    }
+                ],
+            }
+        ],
+        "outputs": [
+            {
+                "id": "prediction",
+                "axes": [
+                    {"type": "batch"},
+                    {
+                        "type": "space",
+                        "id": "y",
+                        "size": {"tensor_id": "image", "axis_id": "y"},
+                        "halo": halo,
+                    },
+                    {
+                        "type": "space",
+                        "id": "x",
+                        "size": {"tensor_id": "image", "axis_id": "x"},
+                        "halo": halo,
+                    },
+                    {"type": "channel", "channel_names": [c.replace(" ", "_") for c in classes]},
+                ],
+                "test_tensor": {
+                    "source": "test_output.npy",
+                    "sha256": _sha256(folder / "test_output.npy"),
+                },
+                "data": {"type": "float32"},
+            }
+        ],
         "weights": {
-            "onnx": {"source": "weights.onnx", "sha256": _sha256(folder / "weights.onnx"),
-                     "opset_version": opset, "parent": "keras_v3"},
+            "onnx": {
+                "source": "weights.onnx",
+                "sha256": _sha256(folder / "weights.onnx"),
+                "opset_version": opset,
+                "parent": "keras_v3",
+            },
             "tensorflow_saved_model_bundle": {
                 "source": "weights_savedmodel.zip",
                 "sha256": _sha256(folder / "weights_savedmodel.zip"),
-                "tensorflow_version": tf.__version__, "parent": "keras_v3"},
-            "keras_v3": {"source": "weights.keras", "sha256": _sha256(folder / "weights.keras"),
-                         "keras_version": keras.__version__,
-                         "backend": ["tensorflow", tf.__version__]},
+                "tensorflow_version": tf.__version__,
+                "parent": "keras_v3",
+            },
+            "keras_v3": {
+                "source": "weights.keras",
+                "sha256": _sha256(folder / "weights.keras"),
+                "keras_version": keras.__version__,
+                "backend": ["tensorflow", tf.__version__],
+            },
         },
     }
     (folder / "rdf.yaml").write_text(yaml.safe_dump(rdf, sort_keys=False))
@@ -188,8 +233,14 @@ def validate(package: str | os.PathLike):
     return load_description(source, perform_io_checks=True)
 
 
-def export_bioimageio(model: keras.Model, out: str | os.PathLike, *, name: str | None = None,
-                      test_size: int = 128, opset: int = 17) -> Path:
+def export_bioimageio(
+    model: keras.Model,
+    out: str | os.PathLike,
+    *,
+    name: str | None = None,
+    test_size: int = 128,
+    opset: int = 17,
+) -> Path:
     """Write a bioimage.io model package (``.zip``) for a segmentation model and validate it;
     a package that fails validation is not written."""
     out = Path(out)
@@ -203,8 +254,10 @@ def export_bioimageio(model: keras.Model, out: str | os.PathLike, *, name: str |
         description = validate(folder)
         status = getattr(description.validation_summary, "status", "failed")
         if status not in ("passed", "valid-format"):
-            raise ValueError(f"the bioimage.io package failed validation:\n"
-                             f"{description.validation_summary.display() or ''}")
+            raise ValueError(
+                f"the bioimage.io package failed validation:\n"
+                f"{description.validation_summary.display() or ''}"
+            )
         with atomic_output_path(out) as temporary:
             with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
                 for file in sorted(folder.iterdir()):

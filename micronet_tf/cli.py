@@ -17,8 +17,15 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from micronet_tf.data._benchmark import BenchmarkDataUnavailable
     from micronet_tf.training.checkpoints import RunFinishedError
 
-    return (ValueError, FileNotFoundError, FileExistsError, ImportError, DownloadError,
-            RunFinishedError, BenchmarkDataUnavailable)
+    return (
+        ValueError,
+        FileNotFoundError,
+        FileExistsError,
+        ImportError,
+        DownloadError,
+        RunFinishedError,
+        BenchmarkDataUnavailable,
+    )
 
 
 # TensorFlow's C++ start-up lines that say nothing about the user's job: the oneDNN notice,
@@ -28,7 +35,8 @@ _START_UP_NOISE = re.compile(
     r"cuda_platform|cuInit|cuda_drivers|cuda drivers|cpu_feature_guard|"
     r"To enable the following instructions|rebuild TensorFlow with the appropriate|"
     r"Unable to register cu(DNN|FFT|BLAS) factory|computation placer already registered|"
-    r"TF-TRT Warning|This TensorFlow binary is optimized")
+    r"TF-TRT Warning|This TensorFlow binary is optimized"
+)
 
 
 def _start_tensorflow_quietly() -> None:
@@ -51,8 +59,11 @@ def _start_tensorflow_quietly() -> None:
             os.dup2(saved, 2)
             os.close(saved)
         sink.seek(0)
-        kept = [line for line in sink.read().decode(errors="replace").splitlines()
-                if line.strip() and not _START_UP_NOISE.search(line)]
+        kept = [
+            line
+            for line in sink.read().decode(errors="replace").splitlines()
+            if line.strip() and not _START_UP_NOISE.search(line)
+        ]
     for line in kept:
         print(line, file=sys.stderr)
 
@@ -60,13 +71,17 @@ def _start_tensorflow_quietly() -> None:
 def _cmd_list(args: argparse.Namespace) -> None:
     from micronet_tf.encoders import encoder_spec, list_encoders
 
-    print(f"{'encoder':<20} {'family':<12} {'dilation':<8} feature channels (strides 1, 2, 4, "
-          "8, 16, 32); options")
+    print(
+        f"{'encoder':<20} {'family':<12} {'dilation':<8} feature channels (strides 1, 2, 4, "
+        "8, 16, 32); options"
+    )
     for name in list_encoders():
         spec = encoder_spec(name)
         options = "; ".join(f"{k}={'|'.join(map(str, v))}" for k, v in spec.options.items())
-        print(f"{name:<20} {spec.family:<12} {'yes' if spec.dilatable else 'no':<8} "
-              f"{', '.join(map(str, spec.out_channels))}{'; ' + options if options else ''}")
+        print(
+            f"{name:<20} {spec.family:<12} {'yes' if spec.dilatable else 'no':<8} "
+            f"{', '.join(map(str, spec.out_channels))}{'; ' + options if options else ''}"
+        )
 
 
 def _encoder_options(pairs: Sequence[str] | None) -> dict[str, str]:
@@ -84,7 +99,11 @@ def _cmd_convert(args: argparse.Namespace) -> None:
     from micronet_tf.convert import convert_checkpoint
 
     model, report = convert_checkpoint(
-        args.checkpoint, args.encoder, args.out, classifier=args.classifier, overwrite=args.force,
+        args.checkpoint,
+        args.encoder,
+        args.out,
+        classifier=args.classifier,
+        overwrite=args.force,
         encoder_options=_encoder_options(args.encoder_option),
     )
     print(f"{args.checkpoint} -> {args.out} ({model.name}: {report.summary()})")
@@ -95,14 +114,19 @@ def _cmd_convert_model(args: argparse.Namespace) -> None:
     from micronet_tf.models import model_info
 
     model = segmentation_model_from_torch(
-        args.checkpoint, architecture=args.architecture, encoder=args.encoder,
-        classes=args.classes, activation=None if args.activation == "identity" else args.activation,
+        args.checkpoint,
+        architecture=args.architecture,
+        encoder=args.encoder,
+        classes=args.classes,
+        activation=None if args.activation == "identity" else args.activation,
         encoder_options=_encoder_options(args.encoder_option),
     )
     save_keras_model(model, args.out, overwrite=args.force)
     info = model_info(model)
-    print(f"{args.checkpoint} -> {args.out} ({info['architecture']} / {info['encoder']}, "
-          f"{info['classes']} classes, {model.count_params():,} parameters)")
+    print(
+        f"{args.checkpoint} -> {args.out} ({info['architecture']} / {info['encoder']}, "
+        f"{info['classes']} classes, {model.count_params():,} parameters)"
+    )
 
 
 def _weights_argument(value: str | None):
@@ -119,28 +143,57 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
     _check_data_flags(args, "train")
     weights = _weights_argument(args.encoder_weights)
-    check_training_arguments(epochs=args.epochs, batch_size=args.batch_size, crop=args.crop,
-                             patience=args.patience, repeats=args.repeats, initial_lr=args.lr,
-                             checkpoint_every=args.checkpoint_every, encoder_weights=weights,
-                             cli=True)
+    check_training_arguments(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        crop=args.crop,
+        patience=args.patience,
+        repeats=args.repeats,
+        initial_lr=args.lr,
+        checkpoint_every=args.checkpoint_every,
+        encoder_weights=weights,
+        cli=True,
+    )
     if args.init is not None and not args.init.is_file():
         raise FileNotFoundError(f"--init {str(args.init)!r}: expected a trained .keras model")
     # The strategy comes first: a multi-worker one must exist before TensorFlow runs anything.
     strategy = get_strategy(args.strategy)
-    common = dict(out_dir=args.out, encoder_weights=weights, init=args.init,
-                  patience=args.patience, epochs=args.epochs, batch_size=args.batch_size,
-                  crop=args.crop, strategy=strategy, seed=args.seed, repeats=args.repeats,
-                  initial_lr=args.lr, checkpoint_every=args.checkpoint_every, force=args.force)
+    common = dict(
+        out_dir=args.out,
+        encoder_weights=weights,
+        init=args.init,
+        patience=args.patience,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        crop=args.crop,
+        strategy=strategy,
+        seed=args.seed,
+        repeats=args.repeats,
+        initial_lr=args.lr,
+        checkpoint_every=args.checkpoint_every,
+        force=args.force,
+    )
     if args.dataset is not None:
         result = train_on_benchmark(args.dataset, args.architecture, args.encoder, **common)
     else:
         result = train_on_folders(
-            args.images, args.masks, args.classes, args.architecture, args.encoder,
-            mask_format=args.mask_format, val_images=args.val_images, val_masks=args.val_masks,
-            val_fraction=args.val_fraction, keep_orientation=args.keep_orientation, **common)
+            args.images,
+            args.masks,
+            args.classes,
+            args.architecture,
+            args.encoder,
+            mask_format=args.mask_format,
+            val_images=args.val_images,
+            val_masks=args.val_masks,
+            val_fraction=args.val_fraction,
+            keep_orientation=args.keep_orientation,
+            **common,
+        )
     _wait_for_workers(strategy)
-    print(f"best validation IoU {result.best_iou:.4f} at epoch {result.best_epoch + 1}; "
-          f"model: {result.best_model}")
+    print(
+        f"best validation IoU {result.best_iou:.4f} at epoch {result.best_epoch + 1}; "
+        f"model: {result.best_model}"
+    )
 
 
 def _wait_for_workers(strategy) -> None:
@@ -154,27 +207,38 @@ def _wait_for_workers(strategy) -> None:
 def _check_data_flags(args: argparse.Namespace, command: str) -> None:
     """``--dataset`` or ``--images`` with ``--masks``; the class map only with folders."""
     if (args.dataset is None) == (args.images is None):
-        raise ValueError(f"{command}: pass --dataset (a benchmark set or a `micronet-tf "
-                         "dataset` folder) or --images DIR --masks DIR (your own labelled "
-                         "micrographs), one of the two")
+        raise ValueError(
+            f"{command}: pass --dataset (a benchmark set or a `micronet-tf "
+            "dataset` folder) or --images DIR --masks DIR (your own labelled "
+            "micrographs), one of the two"
+        )
     if args.images is not None and args.masks is None:
         raise ValueError("--images needs --masks (the folder of their label images)")
     if args.dataset is not None:
-        folder_only = [flag for flag, value in (
-            ("--masks", args.masks), ("--classes", args.classes),
-            ("--mask-format", args.mask_format),
-            ("--val-images", getattr(args, "val_images", None)),
-            ("--val-masks", getattr(args, "val_masks", None)),
-            ("--val-fraction", getattr(args, "val_fraction", None)),
-            ("--keep-orientation", getattr(args, "keep_orientation", False) or None))
-            if value is not None]
+        folder_only = [
+            flag
+            for flag, value in (
+                ("--masks", args.masks),
+                ("--classes", args.classes),
+                ("--mask-format", args.mask_format),
+                ("--val-images", getattr(args, "val_images", None)),
+                ("--val-masks", getattr(args, "val_masks", None)),
+                ("--val-fraction", getattr(args, "val_fraction", None)),
+                ("--keep-orientation", getattr(args, "keep_orientation", False) or None),
+            )
+            if value is not None
+        ]
         if folder_only:
-            raise ValueError(f"{', '.join(folder_only)}: for --images folders; a --dataset "
-                             "brings its own masks and class map")
+            raise ValueError(
+                f"{', '.join(folder_only)}: for --images folders; a --dataset "
+                "brings its own masks and class map"
+            )
     elif command == "train" and not args.classes:
-        raise ValueError("--classes: name the classes of your masks, e.g. --classes matrix "
-                         "secondary:0,0,255 tertiary:255,0,0 (colour masks; a name without a "
-                         "colour is the rest) or --mask-format index --classes background oxide")
+        raise ValueError(
+            "--classes: name the classes of your masks, e.g. --classes matrix "
+            "secondary:0,0,255 tertiary:255,0,0 (colour masks; a name without a "
+            "colour is the rest) or --mask-format index --classes background oxide"
+        )
 
 
 def _cmd_pretrain(args: argparse.Namespace) -> None:
@@ -185,25 +249,45 @@ def _cmd_pretrain(args: argparse.Namespace) -> None:
     )
 
     weights = _weights_argument(args.encoder_weights)
-    options = dict(val_per_class=args.val_per_class, size=args.size, batch_size=args.batch_size,
-                   epochs=args.epochs, patience=args.patience, initial_lr=args.lr,
-                   checkpoint_every=args.checkpoint_every, encoder_weights=weights)
+    options = dict(
+        val_per_class=args.val_per_class,
+        size=args.size,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        patience=args.patience,
+        initial_lr=args.lr,
+        checkpoint_every=args.checkpoint_every,
+        encoder_weights=weights,
+    )
     check_pretraining_arguments(encoder=args.encoder, cli=True, **options)
     strategy = args.strategy
     if strategy == "multiworker":  # at startup, before anything else touches TensorFlow
         from micronet_tf.training.distribute import get_strategy
 
         strategy = get_strategy(strategy)
-    result = pretrain_on_folders(args.data_dir, args.encoder, out_dir=args.out_dir,
-                                 strategy=strategy, seed=args.seed, force=args.force, **options)
+    result = pretrain_on_folders(
+        args.data_dir,
+        args.encoder,
+        out_dir=args.out_dir,
+        strategy=strategy,
+        seed=args.seed,
+        force=args.force,
+        **options,
+    )
     scores = validation_scores(result)
     if scores:
-        print(f"best validation top-1 {scores['val_top1']:.4f}, top-5 {scores['val_top5']:.4f} "
-              f"at epoch {scores['epoch']}; classes (label order): "
-              f"{result.out_dir / 'classes.json'}")
-    print(f"pre-trained encoder: {result.encoder_weights}\n"
-          f"use it: micronet-tf train --images IMAGES --masks MASKS --classes CLASSES "
-          f"--encoder {args.encoder} --encoder-weights {result.encoder_weights}")
+        print(
+            f"best validation top-1 {scores['val_top1']:.4f}, top-5 {scores['val_top5']:.4f} "
+            f"at epoch {scores['epoch']}; classes (label order): "
+            f"{result.out_dir / 'classes.json'}"
+        )
+    print(
+        f"pre-trained encoder: {result.encoder_weights}\n"
+        f"use it: micronet-tf train --images IMAGES --masks MASKS --classes CLASSES "
+        f"--encoder {args.encoder} --encoder-weights {result.encoder_weights}"
+    )
+
+
 # -- end pretrain --------------------------------------------------------------------------
 
 
@@ -214,21 +298,34 @@ def _cmd_dataset(args: argparse.Namespace) -> None:
 
     class_map = parse_class_map(args.classes, args.mask_format)
     path = write_segmentation_tfds(
-        args.images_dir, args.masks_dir, class_map, out_dir=args.out_dir, name=args.name,
-        val_images_dir=args.val_images_dir, val_masks_dir=args.val_masks_dir,
-        test_images_dir=args.test_images_dir, test_masks_dir=args.test_masks_dir,
-        keep_orientation=args.keep_orientation, shard_examples=args.shard_examples,
-        on_unpaired=args.on_unpaired, force=args.force,
+        args.images_dir,
+        args.masks_dir,
+        class_map,
+        out_dir=args.out_dir,
+        name=args.name,
+        val_images_dir=args.val_images_dir,
+        val_masks_dir=args.val_masks_dir,
+        test_images_dir=args.test_images_dir,
+        test_masks_dir=args.test_masks_dir,
+        keep_orientation=args.keep_orientation,
+        shard_examples=args.shard_examples,
+        on_unpaired=args.on_unpaired,
+        force=args.force,
     )
     info = load_segmentation_tfds_info(path)
     print(f"wrote {path}")
     for split, count in info.splits.items():
         shards = info.shards[split]
         print(f"  {split:<10} {count} examples, {shards} shard{'s' if shards > 1 else ''}")
-    print(f"  classes: {class_map.describe()}"
-          f"{'; keep orientation' if info.keep_orientation else ''}")
-    print(f'use it: tfds.load("{info.name}", data_dir="{info.data_dir}", split="train")\n'
-          f"    or: micronet-tf train --dataset {path} --out RUN ...")
+    print(
+        f"  classes: {class_map.describe()}{'; keep orientation' if info.keep_orientation else ''}"
+    )
+    print(
+        f'use it: tfds.load("{info.name}", data_dir="{info.data_dir}", split="train")\n'
+        f"    or: micronet-tf train --dataset {path} --out RUN ..."
+    )
+
+
 # -- end dataset ---------------------------------------------------------------------------
 
 
@@ -237,17 +334,26 @@ def _cmd_evaluate(args: argparse.Namespace) -> None:
 
     _check_data_flags(args, "evaluate")
     if args.dataset is not None:
-        metrics = evaluate_on_benchmark(args.model, args.dataset, split=args.split,
-                                        out_dir=args.out, force=args.force)
+        metrics = evaluate_on_benchmark(
+            args.model, args.dataset, split=args.split, out_dir=args.out, force=args.force
+        )
     else:
-        metrics = evaluate_on_folders(args.model, args.images, args.masks, out_dir=args.out,
-                                      classes=args.classes, mask_format=args.mask_format,
-                                      force=args.force)
+        metrics = evaluate_on_folders(
+            args.model,
+            args.images,
+            args.masks,
+            out_dir=args.out,
+            classes=args.classes,
+            mask_format=args.mask_format,
+            force=args.force,
+        )
     for name, value in metrics["per_class_iou"].items():
         error = metrics["area_fraction_mean_abs_error"][name]
         print(f"IoU {name:<12} {value:.4f}   area fraction error {error:.4f}")
-    print(f"mean IoU ({', '.join(metrics['mean_iou_classes'])}): {metrics['mean_iou']:.4f}; "
-          f"written to {args.out}")
+    print(
+        f"mean IoU ({', '.join(metrics['mean_iou_classes'])}): {metrics['mean_iou']:.4f}; "
+        f"written to {args.out}"
+    )
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -255,10 +361,21 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
     weights = args.encoder_weights
     weights = weights if weights == "auto" else _weights_argument(weights)
-    check_training_arguments(epochs=args.epochs, crop=args.crop, cli=True,
-                             encoder_weights=None if weights == "auto" else weights)
-    run_demo(args.out, dataset=args.dataset, architecture=args.architecture,
-             encoder=args.encoder, encoder_weights=weights, epochs=args.epochs, crop=args.crop)
+    check_training_arguments(
+        epochs=args.epochs,
+        crop=args.crop,
+        cli=True,
+        encoder_weights=None if weights == "auto" else weights,
+    )
+    run_demo(
+        args.out,
+        dataset=args.dataset,
+        architecture=args.architecture,
+        encoder=args.encoder,
+        encoder_weights=weights,
+        epochs=args.epochs,
+        crop=args.crop,
+    )
 
 
 def _report_failures(failures: dict[str, str]) -> None:
@@ -274,27 +391,45 @@ class _BatchFailed(ValueError):
 def _cmd_predict(args: argparse.Namespace) -> None:
     from micronet_tf.batch import predict_files
 
-    _report_failures(predict_files(args.model, args.inputs, args.out, tile=args.tile,
-                                   overlap=args.overlap, batch_size=args.batch_size,
-                                   engine=args.engine, activation=args.activation,
-                                   force=args.force))
+    _report_failures(
+        predict_files(
+            args.model,
+            args.inputs,
+            args.out,
+            tile=args.tile,
+            overlap=args.overlap,
+            batch_size=args.batch_size,
+            engine=args.engine,
+            activation=args.activation,
+            force=args.force,
+        )
+    )
 
 
 def _cmd_measure(args: argparse.Namespace) -> None:
     from micronet_tf.batch import measure_files
 
-    _report_failures(measure_files(args.masks, args.out, class_names=args.classes,
-                                   truth_dir=args.truth, pixel_size=args.pixel_size,
-                                   unit=args.unit, thickness=args.thickness or (),
-                                   force=args.force))
+    _report_failures(
+        measure_files(
+            args.masks,
+            args.out,
+            class_names=args.classes,
+            truth_dir=args.truth,
+            pixel_size=args.pixel_size,
+            unit=args.unit,
+            thickness=args.thickness or (),
+            force=args.force,
+        )
+    )
 
 
 def _cmd_export(args: argparse.Namespace) -> None:
     from micronet_tf.encoders import list_encoders
 
     if args.out.exists() and not args.force:
-        raise FileExistsError(f"--out {str(args.out)!r} exists: pass --force to replace it, or "
-                              "another --out")
+        raise FileExistsError(
+            f"--out {str(args.out)!r} exists: pass --force to replace it, or another --out"
+        )
 
     if str(args.model) in list_encoders():
         from micronet_tf.encoders import get_encoder
@@ -304,8 +439,10 @@ def _cmd_export(args: argparse.Namespace) -> None:
         from micronet_tf import load_model
 
         if not args.model.is_file():
-            raise FileNotFoundError(f"model {str(args.model)!r}: expected a .keras file or an "
-                                    "encoder name (see `micronet-tf list`)")
+            raise FileNotFoundError(
+                f"model {str(args.model)!r}: expected a .keras file or an "
+                "encoder name (see `micronet-tf list`)"
+            )
         model = load_model(args.model, compile=False)
     if args.format == "onnx":
         from micronet_tf.export import export_onnx
@@ -315,9 +452,11 @@ def _cmd_export(args: argparse.Namespace) -> None:
         from micronet_tf.serving import export_savedmodel
 
         export_savedmodel(model, args.out, overwrite=args.force)
-        print(f"signatures: serving_default (uint8 images), serving_uint16; outputs "
-              f"probabilities, mask. Serve it: docker run -p 8501:8501 -v "
-              f"{args.out.resolve()}:/models/micronet/1 -e MODEL_NAME=micronet tensorflow/serving")
+        print(
+            f"signatures: serving_default (uint8 images), serving_uint16; outputs "
+            f"probabilities, mask. Serve it: docker run -p 8501:8501 -v "
+            f"{args.out.resolve()}:/models/micronet/1 -e MODEL_NAME=micronet tensorflow/serving"
+        )
     else:
         from micronet_tf.bioimageio import export_bioimageio
 
@@ -329,7 +468,10 @@ def _cmd_encoder_demo(args: argparse.Namespace) -> None:
     from micronet_tf._demo import run_demo
 
     run_demo(
-        encoder=args.encoder, out_dir=args.out, image=args.image, checkpoint=args.checkpoint,
+        encoder=args.encoder,
+        out_dir=args.out,
+        image=args.image,
+        checkpoint=args.checkpoint,
         reference=not args.no_reference,
     )
 
@@ -342,8 +484,10 @@ def _cmd_zoo(args: argparse.Namespace) -> None:
             if args.available and not entry.available:
                 continue
             acc = entry.accuracy.get("top1")
-            print(f"{entry.key:<40} {'available' if entry.available else 'source only':<12} "
-                  f"top-1 {acc if acc is not None else '-'}")
+            print(
+                f"{entry.key:<40} {'available' if entry.available else 'source only':<12} "
+                f"top-1 {acc if acc is not None else '-'}"
+            )
     elif args.zoo_command == "info":
         import json
 
@@ -354,22 +498,38 @@ def _cmd_zoo(args: argparse.Namespace) -> None:
 
 
 def _add_encoder_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--encoder-option", action="append", metavar="KEY=VALUE",
-                        help="an encoder build option (repeatable); see `micronet-tf list`")
+    parser.add_argument(
+        "--encoder-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an encoder build option (repeatable); see `micronet-tf list`",
+    )
 
 
 def _add_data_flags(parser: argparse.ArgumentParser, classes_help: str | None = None) -> None:
-    parser.add_argument("--dataset", help="a benchmark set (micronet_segmentation/super3, ...) "
-                        "or a folder written by `micronet-tf dataset`")
+    parser.add_argument(
+        "--dataset",
+        help="a benchmark set (micronet_segmentation/super3, ...) "
+        "or a folder written by `micronet-tf dataset`",
+    )
     parser.add_argument("--images", type=Path, help="folder of your micrographs")
-    parser.add_argument("--masks", type=Path,
-                        help="their label images (a.tif with a.png or a_mask.tif)")
-    parser.add_argument("--classes", nargs="+", metavar="NAME[:R,G,B]",
-                        help=classes_help or "the class map: matrix secondary:0,0,255 "
-                        "tertiary:255,0,0 (colour masks; a name without a colour is the "
-                        "rest), or names of mask values 0, 1, ... with --mask-format index")
-    parser.add_argument("--mask-format", choices=["rgb", "index"],
-                        help="default: rgb when --classes gives colours, else index")
+    parser.add_argument(
+        "--masks", type=Path, help="their label images (a.tif with a.png or a_mask.tif)"
+    )
+    parser.add_argument(
+        "--classes",
+        nargs="+",
+        metavar="NAME[:R,G,B]",
+        help=classes_help
+        or "the class map: matrix secondary:0,0,255 "
+        "tertiary:255,0,0 (colour masks; a name without a colour is the "
+        "rest), or names of mask values 0, 1, ... with --mask-format index",
+    )
+    parser.add_argument(
+        "--mask-format",
+        choices=["rgb", "index"],
+        help="default: rgb when --classes gives colours, else index",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -378,12 +538,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="MicroNet microscopy encoders and segmentation models in Keras 3, with "
         "PyTorch parity.",
     )
-    parser.add_argument("--debug", action="store_true",
-                        help="show the full traceback of an error (also accepted after the "
-                        "command)")
-    parser.add_argument("--verbose", action="store_true",
-                        help="show TensorFlow's start-up log lines (also accepted after the "
-                        "command)")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the full traceback of an error (also accepted after the command)",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow's start-up log lines (also accepted after the command)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     listing = commands.add_parser("list", help="list the available encoders")
@@ -395,8 +559,11 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("checkpoint", type=Path, help="a .pth / .pth.tar state dict")
     convert.add_argument("--encoder", required=True, help="encoder name (see `micronet-tf list`)")
     convert.add_argument("--out", required=True, type=Path, help="output FILE.weights.h5")
-    convert.add_argument("--classifier", action="store_true",
-                         help="also convert the classification head (fc, classifier, ...)")
+    convert.add_argument(
+        "--classifier",
+        action="store_true",
+        help="also convert the classification head (fc, classifier, ...)",
+    )
     convert.add_argument("--force", action="store_true", help="replace an existing --out file")
     _add_encoder_option(convert)
     convert.set_defaults(func=_cmd_convert)
@@ -411,135 +578,236 @@ def build_parser() -> argparse.ArgumentParser:
     whole.add_argument("--architecture", help="needed when the checkpoint does not say it")
     whole.add_argument("--encoder", help="needed when the checkpoint does not say it")
     whole.add_argument("--classes", type=int, help="default: from the checkpoint")
-    whole.add_argument("--activation", default="auto",
-                       choices=["auto", "identity", "sigmoid", "softmax"],
-                       help="output activation; auto = as the original (sigmoid for one class, "
-                       "softmax otherwise); identity = logits")
+    whole.add_argument(
+        "--activation",
+        default="auto",
+        choices=["auto", "identity", "sigmoid", "softmax"],
+        help="output activation; auto = as the original (sigmoid for one class, "
+        "softmax otherwise); identity = logits",
+    )
     whole.add_argument("--force", action="store_true", help="replace an existing --out file")
     _add_encoder_option(whole)
     whole.set_defaults(func=_cmd_convert_model)
 
     train = commands.add_parser(
-        "train", help="train a segmentation model with the paper's recipe: on your own "
-        "labelled micrographs (--images, --masks, --classes) or a benchmark set (--dataset)"
+        "train",
+        help="train a segmentation model with the paper's recipe: on your own "
+        "labelled micrographs (--images, --masks, --classes) or a benchmark set (--dataset)",
     )
     _add_data_flags(train)
-    train.add_argument("--keep-orientation", action="store_true",
-                       help="only horizontal flips (layered cross-sections, as EBC)")
+    train.add_argument(
+        "--keep-orientation",
+        action="store_true",
+        help="only horizontal flips (layered cross-sections, as EBC)",
+    )
     train.add_argument("--val-images", type=Path, help="validation micrographs")
     train.add_argument("--val-masks", type=Path, help="their masks")
-    train.add_argument("--val-fraction", type=float,
-                       help="hold out this fraction of each training image for validation: a "
-                       "full-height strip of its right-most columns, never seen by training "
-                       "crops (default 0.2 when no --val-images)")
+    train.add_argument(
+        "--val-fraction",
+        type=float,
+        help="hold out this fraction of each training image for validation: a "
+        "full-height strip of its right-most columns, never seen by training "
+        "crops (default 0.2 when no --val-images)",
+    )
     train.add_argument("--architecture", default=None, help="default Unet (or --init's)")
     train.add_argument("--encoder", default=None, help="default resnet50 (or --init's)")
-    train.add_argument("--encoder-weights", default=None,
-                       help="PyTorch checkpoint / .weights.h5 of the encoder, or none")
-    train.add_argument("--init", type=Path,
-                       help="fine-tune this trained .keras model (a new head if the classes "
-                       "differ)")
+    train.add_argument(
+        "--encoder-weights",
+        default=None,
+        help="PyTorch checkpoint / .weights.h5 of the encoder, or none",
+    )
+    train.add_argument(
+        "--init",
+        type=Path,
+        help="fine-tune this trained .keras model (a new head if the classes differ)",
+    )
     train.add_argument("--out", required=True, type=Path, help="run folder (resumes if it exists)")
     train.add_argument("--patience", type=int, default=30)
-    train.add_argument("--epochs", type=int, default=None,
-                       help="epoch cap (default: until the two-stage schedule stops)")
-    train.add_argument("--batch-size", type=int, default=None,
-                       help="default: the whole training set (the paper's full batch)")
+    train.add_argument(
+        "--epochs",
+        type=int,
+        default=None,
+        help="epoch cap (default: until the two-stage schedule stops)",
+    )
+    train.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="default: the whole training set (the paper's full batch)",
+    )
     train.add_argument("--crop", type=int, default=512)
-    train.add_argument("--repeats", type=int, default=1,
-                       help="augmented copies of each training image per epoch")
+    train.add_argument(
+        "--repeats", type=int, default=1, help="augmented copies of each training image per epoch"
+    )
     train.add_argument("--lr", type=float, default=2e-4, help="first-stage learning rate")
-    train.add_argument("--strategy", default="auto",
-                       choices=["auto", "mirrored", "multiworker", "one_device"],
-                       help="multiworker: one process per machine, each with its TF_CONFIG")
+    train.add_argument(
+        "--strategy",
+        default="auto",
+        choices=["auto", "mirrored", "multiworker", "one_device"],
+        help="multiworker: one process per machine, each with its TF_CONFIG",
+    )
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--checkpoint-every", default="5min", metavar="N|Mmin",
-                       help="epochs (5) or minutes (10min) between resumable checkpoints "
-                       "(default 5min; one is also written at the end)")
-    train.add_argument("--force", action="store_true",
-                       help="replace the run in --out (a different or finished one)")
+    train.add_argument(
+        "--checkpoint-every",
+        default="5min",
+        metavar="N|Mmin",
+        help="epochs (5) or minutes (10min) between resumable checkpoints "
+        "(default 5min; one is also written at the end)",
+    )
+    train.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the run in --out (a different or finished one)",
+    )
     train.set_defaults(func=_cmd_train)
 
     # -- pretrain ----------------------------------------------------------------------
     pretrain = commands.add_parser(
-        "pretrain", help="MicroNet-style pre-training: train an encoder as a classifier of "
-        "class folders (DATA/<class>/*.tif|png|jpg)"
+        "pretrain",
+        help="MicroNet-style pre-training: train an encoder as a classifier of "
+        "class folders (DATA/<class>/*.tif|png|jpg)",
     )
-    pretrain.add_argument("--data", dest="data_dir", required=True, type=Path, metavar="DIR",
-                          help="folder with one sub-folder of micrographs per class")
+    pretrain.add_argument(
+        "--data",
+        dest="data_dir",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="folder with one sub-folder of micrographs per class",
+    )
     pretrain.add_argument("--encoder", default="resnet50")
-    pretrain.add_argument("--out", dest="out_dir", required=True, type=Path, metavar="RUN",
-                          help="run folder (resumes if it holds this run)")
-    pretrain.add_argument("--encoder-weights", default=None,
-                          help="start from these encoder weights (NASA checkpoint, zoo name or "
-                          ".weights.h5); default: random")
-    pretrain.add_argument("--val-per-class", type=int, default=50,
-                          help="validation images per class (at most half of a small class)")
+    pretrain.add_argument(
+        "--out",
+        dest="out_dir",
+        required=True,
+        type=Path,
+        metavar="RUN",
+        help="run folder (resumes if it holds this run)",
+    )
+    pretrain.add_argument(
+        "--encoder-weights",
+        default=None,
+        help="start from these encoder weights (NASA checkpoint, zoo name or "
+        ".weights.h5); default: random",
+    )
+    pretrain.add_argument(
+        "--val-per-class",
+        type=int,
+        default=50,
+        help="validation images per class (at most half of a small class)",
+    )
     pretrain.add_argument("--size", type=int, default=224, help="crop size in pixels")
     pretrain.add_argument("--batch-size", type=int, default=32)
-    pretrain.add_argument("--epochs", type=int, default=None,
-                          help="epoch cap (default: until early stopping)")
-    pretrain.add_argument("--patience", type=int, default=30,
-                          help="epochs without a better validation top-1 before stopping")
-    pretrain.add_argument("--lr", type=float, default=0.1,
-                          help="initial SGD learning rate (x0.9 every 30 epochs)")
-    pretrain.add_argument("--strategy", default="auto",
-                          choices=["auto", "mirrored", "multiworker", "one_device"])
+    pretrain.add_argument(
+        "--epochs", type=int, default=None, help="epoch cap (default: until early stopping)"
+    )
+    pretrain.add_argument(
+        "--patience",
+        type=int,
+        default=30,
+        help="epochs without a better validation top-1 before stopping",
+    )
+    pretrain.add_argument(
+        "--lr", type=float, default=0.1, help="initial SGD learning rate (x0.9 every 30 epochs)"
+    )
+    pretrain.add_argument(
+        "--strategy", default="auto", choices=["auto", "mirrored", "multiworker", "one_device"]
+    )
     pretrain.add_argument("--seed", type=int, default=0)
-    pretrain.add_argument("--checkpoint-every", default="5min", metavar="N|Mmin",
-                          help="epochs (5) or minutes (10min) between resumable checkpoints")
-    pretrain.add_argument("--force", action="store_true",
-                          help="replace the run in --out (a different or finished one)")
+    pretrain.add_argument(
+        "--checkpoint-every",
+        default="5min",
+        metavar="N|Mmin",
+        help="epochs (5) or minutes (10min) between resumable checkpoints",
+    )
+    pretrain.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the run in --out (a different or finished one)",
+    )
     pretrain.set_defaults(func=_cmd_pretrain)
     # -- end pretrain ------------------------------------------------------------------
 
     evaluate = commands.add_parser(
-        "evaluate", help="per-class IoU, accuracy maps, area-fraction errors and training "
-        "curves, on your labelled folders or a benchmark split"
+        "evaluate",
+        help="per-class IoU, accuracy maps, area-fraction errors and training "
+        "curves, on your labelled folders or a benchmark split",
     )
-    evaluate.add_argument("model", type=Path,
-                          help="a run folder (uses best.keras) or a .keras file")
+    evaluate.add_argument(
+        "model", type=Path, help="a run folder (uses best.keras) or a .keras file"
+    )
     _add_data_flags(evaluate, classes_help="default: the class map the model was trained with")
     evaluate.add_argument("--split", default="test")
     evaluate.add_argument("--out", required=True, type=Path)
-    evaluate.add_argument("--force", action="store_true",
-                          help="write into an --out folder that holds files evaluate did not "
-                          "write")
+    evaluate.add_argument(
+        "--force",
+        action="store_true",
+        help="write into an --out folder that holds files evaluate did not write",
+    )
     evaluate.set_defaults(func=_cmd_evaluate)
 
     # -- dataset -----------------------------------------------------------------------
     dataset = commands.add_parser(
-        "dataset", help="write labelled image / mask folders as a TFDS dataset (sharded "
-        "TFRecords with the class map) for large or multi-machine training"
+        "dataset",
+        help="write labelled image / mask folders as a TFDS dataset (sharded "
+        "TFRecords with the class map) for large or multi-machine training",
     )
-    dataset.add_argument("--images", dest="images_dir", required=True, type=Path,
-                         help="training images")
-    dataset.add_argument("--masks", dest="masks_dir", required=True, type=Path,
-                         help="their masks, paired by name (a.tif with a_mask.tif or a.png)")
+    dataset.add_argument(
+        "--images", dest="images_dir", required=True, type=Path, help="training images"
+    )
+    dataset.add_argument(
+        "--masks",
+        dest="masks_dir",
+        required=True,
+        type=Path,
+        help="their masks, paired by name (a.tif with a_mask.tif or a.png)",
+    )
     dataset.add_argument("--val-images", dest="val_images_dir", type=Path)
     dataset.add_argument("--val-masks", dest="val_masks_dir", type=Path)
     dataset.add_argument("--test-images", dest="test_images_dir", type=Path)
     dataset.add_argument("--test-masks", dest="test_masks_dir", type=Path)
-    dataset.add_argument("--classes", nargs="+", required=True,
-                         help="class names in mask order, with colours for colour masks: "
-                         "matrix secondary:0,0,255 tertiary:255,0,0 (a name without a colour "
-                         "is the rest); index masks: background oxide crack")
-    dataset.add_argument("--mask-format", choices=["rgb", "index"], default=None,
-                         help="default: rgb when --classes gives colours, else index")
-    dataset.add_argument("--keep-orientation", action="store_true",
-                         help="record that augmentation must not rotate the images (layered "
-                         "cross-sections such as coatings)")
-    dataset.add_argument("--name", default="micrographs",
-                         help="TFDS dataset name (default: micrographs)")
-    dataset.add_argument("--out", dest="out_dir", required=True, type=Path,
-                         help="data_dir to write NAME/1.0.0/ into")
-    dataset.add_argument("--shard-examples", type=int, default=None, metavar="N",
-                         help="at most N examples per shard (default: shards of ~100 MiB)")
-    dataset.add_argument("--on-unpaired", default="error", choices=["error", "skip"],
-                         help="images without a mask or masks without an image: fail "
-                         "(default) or leave them out")
-    dataset.add_argument("--force", action="store_true",
-                         help="replace an existing --out/NAME/1.0.0")
+    dataset.add_argument(
+        "--classes",
+        nargs="+",
+        required=True,
+        help="class names in mask order, with colours for colour masks: "
+        "matrix secondary:0,0,255 tertiary:255,0,0 (a name without a colour "
+        "is the rest); index masks: background oxide crack",
+    )
+    dataset.add_argument(
+        "--mask-format",
+        choices=["rgb", "index"],
+        default=None,
+        help="default: rgb when --classes gives colours, else index",
+    )
+    dataset.add_argument(
+        "--keep-orientation",
+        action="store_true",
+        help="record that augmentation must not rotate the images (layered "
+        "cross-sections such as coatings)",
+    )
+    dataset.add_argument(
+        "--name", default="micrographs", help="TFDS dataset name (default: micrographs)"
+    )
+    dataset.add_argument(
+        "--out", dest="out_dir", required=True, type=Path, help="data_dir to write NAME/1.0.0/ into"
+    )
+    dataset.add_argument(
+        "--shard-examples",
+        type=int,
+        default=None,
+        metavar="N",
+        help="at most N examples per shard (default: shards of ~100 MiB)",
+    )
+    dataset.add_argument(
+        "--on-unpaired",
+        default="error",
+        choices=["error", "skip"],
+        help="images without a mask or masks without an image: fail (default) or leave them out",
+    )
+    dataset.add_argument(
+        "--force", action="store_true", help="replace an existing --out/NAME/1.0.0"
+    )
     dataset.set_defaults(func=_cmd_dataset)
     # -- end dataset -------------------------------------------------------------------
 
@@ -553,43 +821,60 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--overlap", type=int, default=64)
     predict.add_argument("--batch-size", type=int, default=4)
     predict.add_argument("--engine", default="keras", choices=["keras", "onnx"])
-    predict.add_argument("--activation", default="auto",
-                         choices=["auto", "sigmoid", "softmax", "exp", "none"],
-                         help="turn model outputs into probabilities; auto: from a Keras "
-                         "model's output layer (logits -> sigmoid / softmax), ONNX as it is")
-    predict.add_argument("--force", action="store_true",
-                         help="replace files in --out that predict did not write")
+    predict.add_argument(
+        "--activation",
+        default="auto",
+        choices=["auto", "sigmoid", "softmax", "exp", "none"],
+        help="turn model outputs into probabilities; auto: from a Keras "
+        "model's output layer (logits -> sigmoid / softmax), ONNX as it is",
+    )
+    predict.add_argument(
+        "--force", action="store_true", help="replace files in --out that predict did not write"
+    )
     predict.set_defaults(func=_cmd_predict)
 
     measure = commands.add_parser(
         "measure", help="objects, sizes and area fractions of class-index masks"
     )
-    measure.add_argument("masks", nargs="+", help="class-index masks (or Super colour masks): "
-                         "files, folders or globs")
+    measure.add_argument(
+        "masks",
+        nargs="+",
+        help="class-index masks (or Super colour masks): files, folders or globs",
+    )
     measure.add_argument("--out", required=True, type=Path)
-    measure.add_argument("--truth", help="folder of true masks, paired by name (a_mask.png with "
-                         "a_mask.tif or a.tif)")
-    measure.add_argument("--thickness", nargs="+", metavar="CLASS",
-                         help="layer classes whose thickness to measure (the paper's oxide "
-                         "method), e.g. oxide")
+    measure.add_argument(
+        "--truth", help="folder of true masks, paired by name (a_mask.png with a_mask.tif or a.tif)"
+    )
+    measure.add_argument(
+        "--thickness",
+        nargs="+",
+        metavar="CLASS",
+        help="layer classes whose thickness to measure (the paper's oxide method), e.g. oxide",
+    )
     measure.add_argument("--classes", nargs="+", help="class names, index 0 first")
     measure.add_argument("--pixel-size", type=float, help="physical size of one pixel")
     measure.add_argument("--unit", default="um", help="unit of --pixel-size")
-    measure.add_argument("--force", action="store_true",
-                         help="replace files in --out that measure did not write")
+    measure.add_argument(
+        "--force", action="store_true", help="replace files in --out that measure did not write"
+    )
     measure.set_defaults(func=_cmd_measure)
 
     export = commands.add_parser(
-        "export", help="export a model to ONNX, a TensorFlow SavedModel (TF Serving) or a "
-        "bioimage.io package"
+        "export",
+        help="export a model to ONNX, a TensorFlow SavedModel (TF Serving) or a "
+        "bioimage.io package",
     )
     export.add_argument("model", type=Path, help="a .keras file, or an encoder name")
     export.add_argument("--format", required=True, choices=["onnx", "savedmodel", "bioimageio"])
-    export.add_argument("--out", required=True, type=Path,
-                        help="FILE.onnx, a SavedModel folder, or FILE.zip")
+    export.add_argument(
+        "--out", required=True, type=Path, help="FILE.onnx, a SavedModel folder, or FILE.zip"
+    )
     export.add_argument("--opset", type=int, help="ONNX opset (default: tf2onnx's)")
-    export.add_argument("--with-preprocessing", action="store_true",
-                        help="ONNX takes raw 8-bit RGB; ImageNet normalisation in the graph")
+    export.add_argument(
+        "--with-preprocessing",
+        action="store_true",
+        help="ONNX takes raw 8-bit RGB; ImageNet normalisation in the graph",
+    )
     export.add_argument("--weights", help="encoder weights, when MODEL is an encoder name")
     export.add_argument("--name", help="bioimage.io model name (default: the model's)")
     export.add_argument("--force", action="store_true", help="replace an existing --out file")
@@ -602,10 +887,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dataset", default="micronet_segmentation/super3")
     demo.add_argument("--architecture", default="Unet")
     demo.add_argument("--encoder", default="resnet18")
-    demo.add_argument("--encoder-weights", default="auto",
-                      help="auto (default): the zoo's MicroNet weights for --encoder when they "
-                      "can be had (cache, $MICRONET_TF_ZOO_URL mirror, NASA), else random; "
-                      "none: random; or a weights file / zoo name")
+    demo.add_argument(
+        "--encoder-weights",
+        default="auto",
+        help="auto (default): the zoo's MicroNet weights for --encoder when they "
+        "can be had (cache, $MICRONET_TF_ZOO_URL mirror, NASA), else random; "
+        "none: random; or a weights file / zoo name",
+    )
     demo.add_argument("--epochs", type=int, default=40)
     demo.add_argument("--crop", type=int, default=256)
     demo.set_defaults(func=_cmd_demo)
@@ -615,29 +903,41 @@ def build_parser() -> argparse.ArgumentParser:
         help="convert an encoder checkpoint, run it on a micrograph, compare with PyTorch",
     )
     demo.add_argument("--encoder", default="resnet50")
-    demo.add_argument("--checkpoint", type=Path,
-                      help="NASA checkpoint to convert (default: a random one in NASA's format)")
-    demo.add_argument("--image", type=Path,
-                      help="micrograph (default: a Super1 image from MICRONET_TF_DATA, "
-                      "../shared, or downloaded from NASA's repository)")
+    demo.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="NASA checkpoint to convert (default: a random one in NASA's format)",
+    )
+    demo.add_argument(
+        "--image",
+        type=Path,
+        help="micrograph (default: a Super1 image from MICRONET_TF_DATA, "
+        "../shared, or downloaded from NASA's repository)",
+    )
     demo.add_argument("--out", type=Path, default=Path("demo_out"), help="report folder")
-    demo.add_argument("--no-reference", action="store_true",
-                      help="skip the PyTorch comparison (needs no torch then, but --checkpoint "
-                      "must be a Keras .weights.h5 file)")
+    demo.add_argument(
+        "--no-reference",
+        action="store_true",
+        help="skip the PyTorch comparison (needs no torch then, but --checkpoint "
+        "must be a Keras .weights.h5 file)",
+    )
     demo.set_defaults(func=_cmd_encoder_demo)
 
     zoo = commands.add_parser("zoo", help="the MicroNet model zoo: list, info, download")
     zoo_commands = zoo.add_subparsers(dest="zoo_command", required=True)
     zoo_list = zoo_commands.add_parser("list", help="entries as name@version")
-    zoo_list.add_argument("--available", action="store_true",
-                          help="only encoders micronet-tf can build")
+    zoo_list.add_argument(
+        "--available", action="store_true", help="only encoders micronet-tf can build"
+    )
     zoo_commands.add_parser("info", help="an entry's manifest record").add_argument("name")
     zoo_download = zoo_commands.add_parser("download", help="a verified copy in the cache")
     zoo_download.add_argument("name")
     zoo_download.add_argument("--kind", default="keras", choices=["keras", "onnx", "source"])
-    zoo_download.add_argument("--trust-unverified", action="store_true",
-                              help="allow NASA files without a pinned sha256 (recorded on "
-                              "first download)")
+    zoo_download.add_argument(
+        "--trust-unverified",
+        action="store_true",
+        help="allow NASA files without a pinned sha256 (recorded on first download)",
+    )
     zoo.set_defaults(func=_cmd_zoo)
     return parser
 
@@ -647,13 +947,22 @@ def _in_flags(message: str, parser: argparse.ArgumentParser, command: str) -> st
     command's flags (``--tile 100``, ``--architecture``)."""
     import re
 
-    sub = next((a.choices[command] for a in parser._actions
-                if isinstance(a, argparse._SubParsersAction) and command in a.choices), None)
+    sub = next(
+        (
+            a.choices[command]
+            for a in parser._actions
+            if isinstance(a, argparse._SubParsersAction) and command in a.choices
+        ),
+        None,
+    )
     if sub is None:
         return message
     aliases = {"initial_lr": "lr", "encoder_weights": "encoder_weights"}
-    flags = {a.dest: a.option_strings[-1] for a in sub._actions
-             if a.option_strings and a.option_strings[-1].startswith("--")}
+    flags = {
+        a.dest: a.option_strings[-1]
+        for a in sub._actions
+        if a.option_strings and a.option_strings[-1].startswith("--")
+    }
     for dest, flag in flags.items():
         for name in {dest, *[k for k, v in aliases.items() if v == dest]}:
             message = re.sub(rf"(?<![\w.-]){re.escape(name)}=(?=\S)", f"{flag} ", message)

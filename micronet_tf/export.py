@@ -59,8 +59,10 @@ def _lean_tf2onnx(result: dict) -> Iterator[None]:
     try:
         yield
     finally:
-        tf2onnx.convert.from_function, GraphOptimizerBase.optimize = (original_convert,
-                                                                      original_optimize)
+        tf2onnx.convert.from_function, GraphOptimizerBase.optimize = (
+            original_convert,
+            original_optimize,
+        )
 
 
 def _save_onnx(proto, tensors, path: Path, data_name: str) -> None:
@@ -76,12 +78,22 @@ def _save_onnx(proto, tensors, path: Path, data_name: str) -> None:
     if model.ByteSize() < _PROTOBUF_LIMIT:
         onnx.save_model(model, str(path))
     else:
-        onnx.save_model(model, str(path), save_as_external_data=True, location=data_name,
-                        all_tensors_to_one_file=True)
+        onnx.save_model(
+            model,
+            str(path),
+            save_as_external_data=True,
+            location=data_name,
+            all_tensors_to_one_file=True,
+        )
 
 
-def export_onnx(model: keras.Model, out: str | os.PathLike, *, opset: int | None = None,
-                preprocessing: bool = False) -> Path:
+def export_onnx(
+    model: keras.Model,
+    out: str | os.PathLike,
+    *,
+    opset: int | None = None,
+    preprocessing: bool = False,
+) -> Path:
     """ONNX with dynamic batch, height and width (``opset`` None: tf2onnx's default).
 
     Written through a temporary file; an existing ``out`` is replaced only on success. Models
@@ -93,8 +105,7 @@ def export_onnx(model: keras.Model, out: str | os.PathLike, *, opset: int | None
     if preprocessing:
         model = with_preprocessing(model)
     # 128: a multiple of 32 that every architecture accepts (PAN needs at least 128)
-    sample = np.zeros((1, 128, 128, model.input_shape[-1]),
-                      "uint8" if preprocessing else "float32")
+    sample = np.zeros((1, 128, 128, model.input_shape[-1]), "uint8" if preprocessing else "float32")
     model(sample)  # Keras exports only models that have been called
     result: dict = {}
     with _lean_tf2onnx(result):

@@ -69,8 +69,12 @@ class MaxPoolPadding2D(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         (top, bottom), (left, right) = self.padding
         height, width = input_shape[1:3]
-        return (input_shape[0], None if height is None else height + top + bottom,
-                None if width is None else width + left + right, input_shape[3])
+        return (
+            input_shape[0],
+            None if height is None else height + top + bottom,
+            None if width is None else width + left + right,
+            input_shape[3],
+        )
 
     def get_config(self) -> dict:
         return {**super().get_config(), "padding": [list(p) for p in self.padding]}
@@ -88,7 +92,7 @@ class ChannelSlice(keras.layers.Layer):
 
     def call(self, inputs):
         stop = inputs.shape[-1] if self.stop is None else self.stop
-        return inputs[..., self.start:stop]
+        return inputs[..., self.start : stop]
 
     def compute_output_shape(self, input_shape):
         channels = input_shape[-1]

@@ -13,8 +13,13 @@ from skimage import measure, morphology
 from micronet_tf.data._benchmark import SUPER_COLOURS
 
 # regionprops columns reported per object (lengths in pixels, or in units with pixel_size).
-_LENGTHS = ("equivalent_diameter_area", "axis_major_length", "axis_minor_length", "perimeter",
-            "feret_diameter_max")
+_LENGTHS = (
+    "equivalent_diameter_area",
+    "axis_major_length",
+    "axis_minor_length",
+    "perimeter",
+    "feret_diameter_max",
+)
 _AREAS = ("area",)
 _UNITLESS = ("eccentricity", "solidity", "orientation")
 
@@ -26,8 +31,9 @@ def _check_mask(mask: np.ndarray, name: str) -> np.ndarray:
     return mask
 
 
-def read_index_mask(path: str | os.PathLike, colours: Sequence | None = SUPER_COLOURS,
-                    num_classes: int = 256) -> np.ndarray:
+def read_index_mask(
+    path: str | os.PathLike, colours: Sequence | None = SUPER_COLOURS, num_classes: int = 256
+) -> np.ndarray:
     """HxW uint8 class indices from a mask file: single-channel (or grey RGB) masks as they
     are (e.g. ``micronet-tf predict`` output, EBC masks 0/1/2); colour masks through
     ``colours`` (class i's RGB, one ``None`` = everything else; default: the Super masks)."""
@@ -36,8 +42,11 @@ def read_index_mask(path: str | os.PathLike, colours: Sequence | None = SUPER_CO
 
     array = read_image(path)
     name = os.fspath(path)
-    coloured = array.ndim == 3 and array.shape[-1] in (3, 4) and not all(
-        np.array_equal(array[..., 0], array[..., c]) for c in (1, 2))
+    coloured = (
+        array.ndim == 3
+        and array.shape[-1] in (3, 4)
+        and not all(np.array_equal(array[..., 0], array[..., c]) for c in (1, 2))
+    )
     if coloured:
         if colours is None:
             raise ValueError(f"mask {name!r} is a colour image: pass the class colours")
@@ -54,8 +63,11 @@ def objects(mask: np.ndarray, *, pixel_size: float | None = None) -> list[dict]:
     scale = 1.0 if pixel_size is None else float(pixel_size)
     rows = []
     for region in measure.regionprops(measure.label(mask, connectivity=2)):
-        row = {"label": int(region.label), "centroid_row": float(region.centroid[0]),
-               "centroid_col": float(region.centroid[1])}
+        row = {
+            "label": int(region.label),
+            "centroid_row": float(region.centroid[0]),
+            "centroid_col": float(region.centroid[1]),
+        }
         row.update({k: float(getattr(region, k)) * scale for k in _LENGTHS})
         row.update({k: float(getattr(region, k)) * scale**2 for k in _AREAS})
         row.update({k: float(getattr(region, k)) for k in _UNITLESS})
@@ -72,8 +84,9 @@ def area_fractions(index_mask: np.ndarray, class_names: Sequence[str]) -> dict[s
     return {name: float(c / index_mask.size) for name, c in zip(class_names, counts)}
 
 
-def layer_thickness(mask: np.ndarray, *, pixel_size: float | None = None,
-                    min_size: int = 1000) -> np.ndarray:
+def layer_thickness(
+    mask: np.ndarray, *, pixel_size: float | None = None, min_size: int = 1000
+) -> np.ndarray:
     """Local thickness along a layer (the paper's oxide method): closing, opening, removal of
     holes and objects up to ``min_size`` px², then twice the medial-axis distance at every
     skeleton pixel. Returns those thickness samples (physical with ``pixel_size``)."""
@@ -107,10 +120,13 @@ def compare_object_sizes(predicted: np.ndarray, truth: np.ndarray) -> dict:
         match = np.bincount(overlap).argmax()
         errors.append(100.0 * (pred_areas[match] - region.area) / region.area)
     errors = np.asarray(errors, float)
-    return {"matched": int(errors.size), "missed": missed,
-            "mean_percent_error": float(errors.mean()) if errors.size else float("nan"),
-            "std_percent_error": float(errors.std()) if errors.size else float("nan"),
-            "errors": errors}
+    return {
+        "matched": int(errors.size),
+        "missed": missed,
+        "mean_percent_error": float(errors.mean()) if errors.size else float("nan"),
+        "std_percent_error": float(errors.std()) if errors.size else float("nan"),
+        "errors": errors,
+    }
 
 
 def compare_thickness(predicted: np.ndarray, truth: np.ndarray, **kwargs) -> dict:
@@ -120,5 +136,8 @@ def compare_thickness(predicted: np.ndarray, truth: np.ndarray, **kwargs) -> dic
         raise ValueError("the true mask has no layer left after cleaning (min_size)")
     mean_pred = float(ours.mean()) if ours.size else 0.0
     mean_true = float(true.mean())
-    return {"predicted_mean": mean_pred, "true_mean": mean_true,
-            "percent_error": 100.0 * (mean_pred - mean_true) / mean_true}
+    return {
+        "predicted_mean": mean_pred,
+        "true_mean": mean_true,
+        "percent_error": 100.0 * (mean_pred - mean_true) / mean_true,
+    }

@@ -29,8 +29,11 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             with tifffile.TiffFile(path) as tiff:
                 pages = len(tiff.pages)
                 if pages > 1:  # a stack, or a micrograph with a thumbnail: the first page
-                    warnings.warn(f"image {str(path)!r} is a multi-page TIFF ({pages} pages); "
-                                  "using its first page", stacklevel=2)
+                    warnings.warn(
+                        f"image {str(path)!r} is a multi-page TIFF ({pages} pages); "
+                        "using its first page",
+                        stacklevel=2,
+                    )
                     return np.asarray(tiff.pages[0].asarray())
                 return np.asarray(tiff.asarray())
         from PIL import Image
@@ -72,7 +75,8 @@ def to_float_rgb(image: np.ndarray) -> np.ndarray:
         raise ValueError(
             f"signed {array.dtype} image with negative values (min {int(array.min())}): the "
             "rule 'divide by the dtype's maximum' would put them below 0. Shift or rescale it "
-            "to unsigned integers (or to floats in [0, 1]) first")
+            "to unsigned integers (or to floats in [0, 1]) first"
+        )
     if np.issubdtype(array.dtype, np.integer):
         return (array.astype(np.float32) / np.iinfo(array.dtype).max).astype(np.float32)
     if np.issubdtype(array.dtype, np.floating):
@@ -83,7 +87,8 @@ def to_float_rgb(image: np.ndarray) -> np.ndarray:
             raise ValueError(
                 f"float image with values in [{low:g}, {high:g}]: float images must be in "
                 "[0, 1]. Rescale it (e.g. divide by its detector's maximum) or save it as an "
-                "integer image")
+                "integer image"
+            )
         return np.clip(array, 0, 1).astype(np.float32)
     if array.dtype == bool:
         return array.astype(np.float32)

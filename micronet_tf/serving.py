@@ -46,8 +46,9 @@ def _serving_function(model: keras.Model, dtype: tf.DType):
     def serve(images):
         shape = tf.shape(images)
         height, width = shape[1], shape[2]
-        rgb = tf.cond(shape[3] == 1, lambda: tf.tile(images[..., :1], [1, 1, 1, 3]),
-                      lambda: images[..., :3])
+        rgb = tf.cond(
+            shape[3] == 1, lambda: tf.tile(images[..., :1], [1, 1, 1, 3]), lambda: images[..., :3]
+        )
         x = (tf.cast(rgb, tf.float32) / scale - mean) / std
 
         def padded(side):
@@ -70,8 +71,9 @@ def _serving_function(model: keras.Model, dtype: tf.DType):
     return serve
 
 
-def export_savedmodel(model: keras.Model, out: str | os.PathLike, *,
-                      overwrite: bool = False) -> Path:
+def export_savedmodel(
+    model: keras.Model, out: str | os.PathLike, *, overwrite: bool = False
+) -> Path:
     """Write ``model`` as a SavedModel folder with the signatures described in this module's
     docstring (``saved_model_cli show --dir OUT --all`` lists them). An existing ``out`` is
     refused unless ``overwrite``; the folder appears complete or not at all."""
@@ -79,8 +81,9 @@ def export_savedmodel(model: keras.Model, out: str | os.PathLike, *,
 
     out = Path(out)
     if out.exists() and not overwrite:
-        raise FileExistsError(f"out={os.fspath(out)!r} exists: pass --force (overwrite=True) to "
-                              "replace it")
+        raise FileExistsError(
+            f"out={os.fspath(out)!r} exists: pass --force (overwrite=True) to replace it"
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.parent / f".partial-{out.name}-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
@@ -88,8 +91,10 @@ def export_savedmodel(model: keras.Model, out: str | os.PathLike, *,
     archive.track(model)
     for name, dtype in SIGNATURES.items():
         archive.add_endpoint(
-            name, tf.function(_serving_function(model, dtype)),
-            input_signature=[tf.TensorSpec((None, None, None, None), dtype, name="images")])
+            name,
+            tf.function(_serving_function(model, dtype)),
+            input_signature=[tf.TensorSpec((None, None, None, None), dtype, name="images")],
+        )
     try:
         archive.write_out(str(partial), verbose=False)
         if out.exists():

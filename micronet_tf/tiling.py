@@ -77,8 +77,9 @@ def _keras_activation(model, activation: str) -> str:
     return {"identity": "logits", "logsoftmax": "exp"}.get(layer.activation, "none")
 
 
-def _runner(model, engine: str, activation: str
-            ) -> tuple[Callable[[np.ndarray], np.ndarray], bool, tuple[int, int]]:
+def _runner(
+    model, engine: str, activation: str
+) -> tuple[Callable[[np.ndarray], np.ndarray], bool, tuple[int, int]]:
     """(run batch -> output, whether the model takes raw uint8 RGB, its input rule)."""
     if engine not in ENGINES:
         raise ValueError(f"engine={engine!r}: expected one of {ENGINES}")
@@ -92,8 +93,10 @@ def _runner(model, engine: str, activation: str
                 raise FileNotFoundError(f"model {os.fspath(model)!r}: no such .onnx file")
             model = onnxruntime.InferenceSession(os.fspath(model))
         elif not isinstance(model, onnxruntime.InferenceSession):
-            raise ValueError(f"engine='onnx' takes an .onnx path or an onnxruntime."
-                             f"InferenceSession, got {type(model).__name__}")
+            raise ValueError(
+                f"engine='onnx' takes an .onnx path or an onnxruntime."
+                f"InferenceSession, got {type(model).__name__}"
+            )
         session = model
         name = session.get_inputs()[0].name
         raw = session.get_inputs()[0].type == "tensor(uint8)"
@@ -134,17 +137,27 @@ def _check(tile: int, overlap: int, batch_size: int, rule: tuple[int, int]) -> N
     multiple, minimum = rule
     if tile <= 0 or tile % multiple or tile < minimum:
         at_least = f" and at least {minimum}" if minimum else ""
-        raise ValueError(f"tile={tile}: this model needs a positive multiple of {multiple}"
-                         f"{at_least}")
+        raise ValueError(
+            f"tile={tile}: this model needs a positive multiple of {multiple}{at_least}"
+        )
     if not 0 <= overlap < tile // 2:
         raise ValueError(f"overlap={overlap}: expected 0 <= overlap < tile / 2 ({tile // 2})")
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: expected >= 1")
 
 
-def predict(model, image: np.ndarray, *, tile: int = 512, overlap: int = 64,
-            batch_size: int = 4, engine: str = "keras", activation: str = "auto",
-            normalization: bool = True, progress: bool | None = None) -> np.ndarray:
+def predict(
+    model,
+    image: np.ndarray,
+    *,
+    tile: int = 512,
+    overlap: int = 64,
+    batch_size: int = 4,
+    engine: str = "keras",
+    activation: str = "auto",
+    normalization: bool = True,
+    progress: bool | None = None,
+) -> np.ndarray:
     """Per-pixel probabilities (H x W x classes, float32) for a micrograph of any size.
 
     ``model``: a Keras model or ``.keras`` path (``engine="keras"``), or an ``.onnx`` path /
@@ -187,14 +200,14 @@ def predict(model, image: np.ndarray, *, tile: int = 512, overlap: int = 64,
 
     ramp = _ramp(tile, overlap)
     window = np.outer(ramp, ramp)[..., None]
-    batches = [positions[i:i + batch_size] for i in range(0, len(positions), batch_size)]
+    batches = [positions[i : i + batch_size] for i in range(0, len(positions), batch_size)]
     if progress or (progress is None and len(batches) >= _PROGRESS_FROM):
         from tqdm.auto import tqdm
 
         batches = tqdm(batches, unit="batch", desc=f"{len(positions)} tiles of {tile}")
     total = None
     for group in batches:
-        outputs = run(np.stack([prepare(padded[r:r + tile, c:c + tile]) for r, c in group]))
+        outputs = run(np.stack([prepare(padded[r : r + tile, c : c + tile]) for r, c in group]))
         if total is None:
             total = np.zeros((height, width, outputs.shape[-1]), np.float32)
         for (r, c), out in zip(group, outputs):
@@ -203,24 +216,25 @@ def predict(model, image: np.ndarray, *, tile: int = 512, overlap: int = 64,
             bottom, right = min(r + tile, overlap + height), min(c + tile, overlap + width)
             if top >= bottom or left >= right:
                 continue
-            piece = np.s_[top - r:bottom - r, left - c:right - c]
-            total[top - overlap:bottom - overlap, left - overlap:right - overlap] += (
-                out[piece] * window[piece])
+            piece = np.s_[top - r : bottom - r, left - c : right - c]
+            total[top - overlap : bottom - overlap, left - overlap : right - overlap] += (
+                out[piece] * window[piece]
+            )
     # The window is an outer product and the tiles form a grid, so the weight sum per pixel
     # is the outer product of the row and column sums (no H x W weight image is needed).
     row_weight = _coverage(rows, ramp, overlap, height)
     col_weight = _coverage(cols, ramp, overlap, width)
     for start in range(0, height, 256):  # in row chunks: no full-size temporary
-        block = np.outer(row_weight[start:start + 256], col_weight)[..., None]
-        total[start:start + 256] /= block
+        block = np.outer(row_weight[start : start + 256], col_weight)[..., None]
+        total[start : start + 256] /= block
     return total
 
 
 def _coverage(starts: list[int], ramp: np.ndarray, offset: int, length: int) -> np.ndarray:
     weight = np.zeros(offset + length + len(ramp), np.float64)
     for start in starts:
-        weight[start:start + len(ramp)] += ramp
-    weight = weight[offset:offset + length]
+        weight[start : start + len(ramp)] += ramp
+    weight = weight[offset : offset + length]
     if not (weight > 0).all():  # cannot happen with the layout above; guards future edits
         raise AssertionError("tile layout leaves pixels without weight")
     return weight

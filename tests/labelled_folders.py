@@ -11,8 +11,16 @@ from micronet_tf.data._benchmark import resolve_pointer
 from micronet_tf.preprocessing import read_image
 
 
-def copy_pairs(benchmark_data: Path, set_folder: str, split: str, images: Path, masks: Path,
-               count: int, size: int | None = 256, step: int = 1) -> list[str]:
+def copy_pairs(
+    benchmark_data: Path,
+    set_folder: str,
+    split: str,
+    images: Path,
+    masks: Path,
+    count: int,
+    size: int | None = 256,
+    step: int = 1,
+) -> list[str]:
     """``count`` image / mask pairs of ``<set_folder>/<split>`` into ``images`` / ``masks``,
     every ``step``-th pixel (nearest-neighbour down-scaling), top-left ``size`` crops, as
     TIFF (``None``: whole). Returns the image names."""
@@ -22,10 +30,15 @@ def copy_pairs(benchmark_data: Path, set_folder: str, split: str, images: Path, 
     names = sorted(p.name for p in (source / split).iterdir())[:count]
     for name in names:
         stem = Path(name).stem
-        mask_name = next(p.name for p in (source / f"{split}_annot").iterdir()
-                         if Path(p.name).stem in (stem, f"{stem}_mask"))
-        for src, dst in ((source / split / name, images / f"{stem}.tif"),
-                         (source / f"{split}_annot" / mask_name, masks / f"{stem}_mask.tif")):
+        mask_name = next(
+            p.name
+            for p in (source / f"{split}_annot").iterdir()
+            if Path(p.name).stem in (stem, f"{stem}_mask")
+        )
+        for src, dst in (
+            (source / split / name, images / f"{stem}.tif"),
+            (source / f"{split}_annot" / mask_name, masks / f"{stem}_mask.tif"),
+        ):
             array = np.asarray(read_image(resolve_pointer(src)))[::step, ::step]
             if size is not None:
                 array = np.ascontiguousarray(array[:size, :size])

@@ -161,8 +161,9 @@ def test_failed_conversion_leaves_no_output(tmp_path: Path, saved: Path) -> None
 def test_classifier_conversion_reads_class_count(tmp_path: Path, state) -> None:
     checkpoint = tmp_path / "classifier.pth"
     torch.save({**state, **_head(54)}, checkpoint)
-    model, report = convert_checkpoint(checkpoint, ENCODER, tmp_path / "c.weights.h5",
-                                       classifier=True)
+    model, report = convert_checkpoint(
+        checkpoint, ENCODER, tmp_path / "c.weights.h5", classifier=True
+    )
     assert model.output_shape == (None, 54)
     assert "fc.bias" in report.assigned
 

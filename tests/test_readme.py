@@ -9,8 +9,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_readme_encoder_table_is_current() -> None:
-    spec = importlib.util.spec_from_file_location("make_encoder_table",
-                                                  ROOT / "tools" / "make_encoder_table.py")
+    spec = importlib.util.spec_from_file_location(
+        "make_encoder_table", ROOT / "tools" / "make_encoder_table.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     table = module.tables()

@@ -42,14 +42,20 @@ def saved_files(tmp_path_factory) -> list[str]:
     from micronet_tf.training import DiceBCELoss, iou_metrics
 
     folder = tmp_path_factory.mktemp("keras_files")
-    trained = create_segmentation_model("Unet", "resnet18", classes=3,
-                                        class_names=["matrix", "secondary", "tertiary"])
-    trained.compile(optimizer=keras.optimizers.Adam(1e-3), loss=DiceBCELoss(),
-                    metrics=iou_metrics(["matrix", "secondary", "tertiary"]))
-    models = {"encoder.keras": get_encoder("efficientnet-b0"),
-              "classifier.keras": get_classifier("resnet18", 4),
-              "segmentation.keras": create_segmentation_model("FPN", "resnet18"),
-              "trained.keras": trained}
+    trained = create_segmentation_model(
+        "Unet", "resnet18", classes=3, class_names=["matrix", "secondary", "tertiary"]
+    )
+    trained.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=DiceBCELoss(),
+        metrics=iou_metrics(["matrix", "secondary", "tertiary"]),
+    )
+    models = {
+        "encoder.keras": get_encoder("efficientnet-b0"),
+        "classifier.keras": get_classifier("resnet18", 4),
+        "segmentation.keras": create_segmentation_model("FPN", "resnet18"),
+        "trained.keras": trained,
+    }
     paths = []
     for name, model in models.items():
         model.save(folder / name)
@@ -58,22 +64,28 @@ def saved_files(tmp_path_factory) -> list[str]:
 
 
 @pytest.mark.parametrize("order", list(ORDERS))
-def test_plain_keras_load_model_after_import_micronet_tf(order: str,
-                                                         saved_files: list[str]) -> None:
+def test_plain_keras_load_model_after_import_micronet_tf(
+    order: str, saved_files: list[str]
+) -> None:
     script = ORDERS[order] + LOAD_ALL.format(paths=saved_files)
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.splitlines()
-    assert lines == ["encoder.keras 6 -", "classifier.keras (1, 4) -",
-                     "segmentation.keras (1, 64, 64, 1) -",
-                     "trained.keras (1, 64, 64, 3) DiceBCELoss"], result.stdout
+    assert lines == [
+        "encoder.keras 6 -",
+        "classifier.keras (1, 4) -",
+        "segmentation.keras (1, 64, 64, 1) -",
+        "trained.keras (1, 64, 64, 3) DiceBCELoss",
+    ], result.stdout
 
 
 def test_without_import_micronet_tf_keras_cannot_find_the_classes(saved_files) -> None:
     """The check above can fail: plain Keras alone does not know our classes."""
     script = f"import keras\nkeras.saving.load_model({saved_files[2]!r})\n"
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
-                            text=True, timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode != 0
     assert "micronet_tf" in result.stderr and "Could not locate class" in result.stderr

@@ -97,8 +97,9 @@ def _source_path(entry: ZooEntry, sources: Path | None, trust: bool) -> Path:
     return path
 
 
-def current_state(entry: ZooEntry, out: Path, sources: Path | None, *,
-                  trust: bool) -> tuple[ZooEntry, dict] | None:
+def current_state(
+    entry: ZooEntry, out: Path, sources: Path | None, *, trust: bool
+) -> tuple[ZooEntry, dict] | None:
     """The entry and its recorded conversion when OUT already holds it for this very source."""
     if not entry.available:
         raise ZooError(f"{entry.key}: no Keras architecture for {entry.encoder!r} yet")
@@ -113,8 +114,9 @@ def current_state(entry: ZooEntry, out: Path, sources: Path | None, *,
     return replace(entry, source=source, files=files), {**state, "status": "up to date"}
 
 
-def convert_entry(entry: ZooEntry, out: Path, sources: Path | None, *, trust: bool, force: bool,
-                  opset: int | None) -> tuple[ZooEntry, dict]:
+def convert_entry(
+    entry: ZooEntry, out: Path, sources: Path | None, *, trust: bool, force: bool, opset: int | None
+) -> tuple[ZooEntry, dict]:
     """Convert one entry; returns the entry with hashes filled in and what was measured."""
     import onnxruntime
 
@@ -129,10 +131,12 @@ def convert_entry(entry: ZooEntry, out: Path, sources: Path | None, *, trust: bo
     source = _source_path(entry, sources, trust)
     source_sha = sha256_of(source)
     if entry.source.sha256 and entry.source.sha256 != source_sha:
-        raise ZooError(f"{source}: sha256 {source_sha} does not match the manifest's "
-                       f"{entry.source.sha256}")
-    entry = replace(entry, source=replace(entry.source, sha256=source_sha,
-                                          size=source.stat().st_size))
+        raise ZooError(
+            f"{source}: sha256 {source_sha} does not match the manifest's {entry.source.sha256}"
+        )
+    entry = replace(
+        entry, source=replace(entry.source, sha256=source_sha, size=source.stat().st_size)
+    )
     keras_path = out / entry.files["keras"].path
     onnx_path = out / entry.files["onnx"].path
     state_path = keras_path.parent / "conversion.json"
@@ -142,24 +146,30 @@ def convert_entry(entry: ZooEntry, out: Path, sources: Path | None, *, trust: bo
     torch_diff = _relative_diff(keras_features, _torch_features(entry, source, images))
     if torch_diff > PARITY_TOLERANCE:
         keras_path.unlink()
-        raise ZooError(f"{entry.key}: Keras vs PyTorch relative max diff {torch_diff:.3g} "
-                       f"exceeds {PARITY_TOLERANCE:g}")
+        raise ZooError(
+            f"{entry.key}: Keras vs PyTorch relative max diff {torch_diff:.3g} "
+            f"exceeds {PARITY_TOLERANCE:g}"
+        )
     onnx_path.unlink(missing_ok=True)
     export_onnx(model, onnx_path, opset=opset)
     session = onnxruntime.InferenceSession(str(onnx_path))
     onnx_features = session.run(None, {session.get_inputs()[0].name: images})
-    onnx_diff = _relative_diff(sorted(onnx_features, key=np.size),
-                               sorted(keras_features, key=np.size))
+    onnx_diff = _relative_diff(
+        sorted(onnx_features, key=np.size), sorted(keras_features, key=np.size)
+    )
     if onnx_diff > PARITY_TOLERANCE:
         raise ZooError(f"{entry.key}: ONNX vs Keras relative max diff {onnx_diff:.3g}")
     files = {k: _file(r, out / r.path) for k, r in entry.files.items()}
     entry = replace(entry, files=files)
     state = {
-        "status": "converted", "source": entry.source.filename, "source_sha256": source_sha,
+        "status": "converted",
+        "source": entry.source.filename,
+        "source_sha256": source_sha,
         "files": {k: r.sha256 for k, r in files.items()},
         "sizes": {k: r.size for k, r in files.items()},
         "tensors_converted": len(report.assigned),
-        "parity_keras_vs_pytorch": torch_diff, "parity_onnx_vs_keras": onnx_diff,
+        "parity_keras_vs_pytorch": torch_diff,
+        "parity_onnx_vs_keras": onnx_diff,
         "parity_input": f"seeded normal {PARITY_INPUT} (NHWC)",
         "seconds": round(time.perf_counter() - started, 2),
     }
@@ -178,8 +188,9 @@ def _release_memory() -> None:
 
 def _card_facts(state: dict) -> dict:
     return {
-        "Keras vs PyTorch (smp encoder), relative max abs difference":
-            f"{state['parity_keras_vs_pytorch']:.2g} on a {state['parity_input']} input",
+        "Keras vs PyTorch (smp encoder), relative max abs difference": (
+            f"{state['parity_keras_vs_pytorch']:.2g} on a {state['parity_input']} input"
+        ),
         "ONNX Runtime vs Keras": f"{state['parity_onnx_vs_keras']:.2g}",
         "tensors converted": state["tensors_converted"],
         "source sha256": f"`{state['source_sha256']}`",
@@ -198,8 +209,14 @@ def _run_worker(args: argparse.Namespace) -> int:
     entry = read_manifest(args.out / "manifest.json").get(args.worker)
     if entry is None:
         raise SystemExit(f"--worker {args.worker!r}: not in {args.out / 'manifest.json'}")
-    updated, state = convert_entry(entry, args.out, args.sources, trust=args.trust_unverified,
-                                   force=args.force, opset=args.opset)
+    updated, state = convert_entry(
+        entry,
+        args.out,
+        args.sources,
+        trust=args.trust_unverified,
+        force=args.force,
+        opset=args.opset,
+    )
     result = args.out / entry.name / entry.version / "result.json"
     with atomic_output_path(result) as temporary:
         temporary.write_text(json.dumps({"entry": updated.to_json(), "state": state}))
@@ -209,8 +226,14 @@ def _run_worker(args: argparse.Namespace) -> int:
 def _convert_isolated(entry: ZooEntry, args: argparse.Namespace) -> tuple[ZooEntry, dict]:
     """``convert_entry`` in a child process: memory is returned after every entry, and an entry
     that gets the process killed (out of memory) fails alone instead of ending the run."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--out", str(args.out),
-               "--worker", entry.key]
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--out",
+        str(args.out),
+        "--worker",
+        entry.key,
+    ]
     if args.sources:
         command += ["--sources", str(args.sources)]
     if args.opset:
@@ -220,12 +243,16 @@ def _convert_isolated(entry: ZooEntry, args: argparse.Namespace) -> tuple[ZooEnt
     result.unlink(missing_ok=True)
     process = subprocess.run(command, capture_output=True, text=True)
     if process.returncode != 0:
-        lines = [line for line in process.stderr.strip().splitlines()  # minus TF's log lines
-                 if not re.match(r"[IWEF]\d{4} ", line) and not line.startswith("WARNING: All")]
+        lines = [
+            line
+            for line in process.stderr.strip().splitlines()  # minus TF's log lines
+            if not re.match(r"[IWEF]\d{4} ", line) and not line.startswith("WARNING: All")
+        ]
         if process.returncode in (-9, 137):
             raise RuntimeError("worker killed by SIGKILL (out of memory?)")
-        raise RuntimeError(f"worker exit code {process.returncode}: "
-                           f"{(lines or ['(no output)'])[-1]}")
+        raise RuntimeError(
+            f"worker exit code {process.returncode}: {(lines or ['(no output)'])[-1]}"
+        )
     data = json.loads(result.read_text())
     result.unlink()
     return ZooEntry.from_json(data["entry"]), data["state"]
@@ -234,44 +261,74 @@ def _convert_isolated(entry: ZooEntry, args: argparse.Namespace) -> tuple[ZooEnt
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path, help="build folder (resumable)")
-    parser.add_argument("--sources", type=Path, help="folder of NASA's .pth.tar files "
-                        "(default: download them through micronet_tf.zoo)")
-    parser.add_argument("--manifest", type=Path, help="input manifest (default: OUT/manifest."
-                        "json when resuming, else the packaged one)")
+    parser.add_argument(
+        "--sources",
+        type=Path,
+        help="folder of NASA's .pth.tar files (default: download them through micronet_tf.zoo)",
+    )
+    parser.add_argument(
+        "--manifest",
+        type=Path,
+        help="input manifest (default: OUT/manifest.json when resuming, else the packaged one)",
+    )
     parser.add_argument("--only", nargs="+", help="entry names (default: every available one)")
     parser.add_argument("--all", action="store_true", help="also try unavailable encoders")
-    parser.add_argument("--trust-unverified", action="store_true",
-                        help="download sources that have no pinned sha256 (and pin them)")
+    parser.add_argument(
+        "--trust-unverified",
+        action="store_true",
+        help="download sources that have no pinned sha256 (and pin them)",
+    )
     parser.add_argument("--force", action="store_true", help="redo up-to-date entries")
     parser.add_argument("--opset", type=int)
-    parser.add_argument("--in-process", action="store_true",
-                        help="convert in this process (default: one child process per entry)")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="convert in this process (default: one child process per entry)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return _run_worker(args)
     out_manifest = args.out / "manifest.json"
-    manifest = read_manifest(args.manifest or out_manifest) if (
-        args.manifest or out_manifest.is_file()) else packaged_manifest()
+    manifest = (
+        read_manifest(args.manifest or out_manifest)
+        if (args.manifest or out_manifest.is_file())
+        else packaged_manifest()
+    )
     manifest.write(out_manifest)  # the workers read their entry from here
     results = []
     for entry in _select(manifest, args.only, args.all):
         print(f"{entry.key} ...", flush=True)
         started = time.perf_counter()
         try:
-            current = None if args.force else current_state(entry, args.out, args.sources,
-                                                            trust=args.trust_unverified)
+            current = (
+                None
+                if args.force
+                else current_state(entry, args.out, args.sources, trust=args.trust_unverified)
+            )
             if current:
                 updated, state = current
             elif args.in_process:
-                updated, state = convert_entry(entry, args.out, args.sources,
-                                               trust=args.trust_unverified, force=args.force,
-                                               opset=args.opset)
+                updated, state = convert_entry(
+                    entry,
+                    args.out,
+                    args.sources,
+                    trust=args.trust_unverified,
+                    force=args.force,
+                    opset=args.opset,
+                )
             else:
                 updated, state = _convert_isolated(entry, args)
         except Exception as error:  # one failure must not stop the rest
-            results.append((entry.key, "FAILED", time.perf_counter() - started, None,
-                            f"{type(error).__name__}: {error}"))
+            results.append(
+                (
+                    entry.key,
+                    "FAILED",
+                    time.perf_counter() - started,
+                    None,
+                    f"{type(error).__name__}: {error}",
+                )
+            )
             traceback.print_exc(limit=3, file=sys.stderr)
             continue
         finally:
@@ -282,16 +339,25 @@ def main(argv: list[str] | None = None) -> int:
         card.write_text(render_card(updated, _card_facts(state)))
         manifest.write(out_manifest)  # after every entry: an interrupted run loses nothing
         sizes = {k: r.size for k, r in updated.files.items()}
-        results.append((entry.key, state["status"], time.perf_counter() - started, sizes,
-                        f"parity {state['parity_keras_vs_pytorch']:.1e} / "
-                        f"onnx {state['parity_onnx_vs_keras']:.1e}"))
+        results.append(
+            (
+                entry.key,
+                state["status"],
+                time.perf_counter() - started,
+                sizes,
+                f"parity {state['parity_keras_vs_pytorch']:.1e} / "
+                f"onnx {state['parity_onnx_vs_keras']:.1e}",
+            )
+        )
     print(f"\n{'entry':<42} {'status':<11} {'seconds':>8} {'keras MB':>9} {'onnx MB':>8}  notes")
     for key, status, seconds, sizes, notes in results:
         keras_mb, onnx_mb = (f"{sizes[k] / 1e6:.1f}" if sizes else "-" for k in ("keras", "onnx"))
         print(f"{key:<42} {status:<11} {seconds:8.1f} {keras_mb:>9} {onnx_mb:>8}  {notes}")
     failed = sum(r[1] == "FAILED" for r in results)
-    print(f"{len(results) - failed} of {len(results)} entries done, {failed} failed; "
-          f"manifest: {out_manifest}")
+    print(
+        f"{len(results) - failed} of {len(results)} entries done, {failed} failed; "
+        f"manifest: {out_manifest}"
+    )
     summary = [dict(zip(("entry", "status", "seconds", "sizes", "notes"), r)) for r in results]
     (args.out / "convert_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return 1 if failed else 0

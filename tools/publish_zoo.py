@@ -81,8 +81,11 @@ def plan(manifest: Manifest, build: Path) -> list[tuple[Path, str, str, int]]:
             if not local.is_file():
                 raise SystemExit(f"{local}: listed for {entry.key} {kind} but missing")
             files.append((local, record.path, record.sha256, record.size))
-        if entry.card and (build / entry.card).is_file() and any(
-                r.sha256 for r in entry.files.values()):
+        if (
+            entry.card
+            and (build / entry.card).is_file()
+            and any(r.sha256 for r in entry.files.values())
+        ):
             card = build / entry.card
             files.append((card, entry.card, sha256_of(card), card.stat().st_size))
     return files
@@ -93,8 +96,10 @@ def rewrite_urls(manifest: Manifest, base_url: str) -> Manifest:
     base = base_url.rstrip("/")
     entries = []
     for entry in manifest.entries:
-        files = {k: replace(r, urls=(f"{base}/{r.path}",)) if r.sha256 and r.path else r
-                 for k, r in entry.files.items()}
+        files = {
+            k: replace(r, urls=(f"{base}/{r.path}",)) if r.sha256 and r.path else r
+            for k, r in entry.files.items()
+        }
         entries.append(replace(entry, files=files))
     return Manifest(entries, base, dict(manifest.extra), manifest.origin)
 
@@ -104,8 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("build", type=Path, help="tools/convert_zoo.py's --out folder")
     parser.add_argument("--to", required=True, help="directory, fsspec URL or hf://owner/repo")
     parser.add_argument("--base-url", help="public URL of --to (default: derived from it)")
-    parser.add_argument("--write-manifest", type=Path,
-                        help="also write the rewritten manifest here (e.g. zoo/manifest.json)")
+    parser.add_argument(
+        "--write-manifest",
+        type=Path,
+        help="also write the rewritten manifest here (e.g. zoo/manifest.json)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the plan, copy nothing")
     args = parser.parse_args(argv)
     manifest = read_manifest(args.build / "manifest.json")
@@ -135,8 +143,10 @@ def main(argv: list[str] | None = None) -> int:
             published.write(args.write_manifest)
     rewritten.unlink()
     verb = "would copy" if args.dry_run else "copied"
-    print(f"{verb} {copied} file(s), {skipped} already there; manifest URLs -> {base_url}"
-          + (" (dry run: nothing written)" if args.dry_run else f"; {args.to}/manifest.json"))
+    print(
+        f"{verb} {copied} file(s), {skipped} already there; manifest URLs -> {base_url}"
+        + (" (dry run: nothing written)" if args.dry_run else f"; {args.to}/manifest.json")
+    )
     return 0
 
 

@@ -45,11 +45,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(None, None, 3), dtype=np.uint8),
-                "label": tfds.features.ClassLabel(),  # names: the class folders, set at build
-                "image/filename": tfds.features.Text(),
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(shape=(None, None, 3), dtype=np.uint8),
+                    "label": tfds.features.ClassLabel(),  # names: the class folders, set at build
+                    "image/filename": tfds.features.Text(),
+                }
+            ),
             supervised_keys=("image", "label"),
             homepage="https://github.com/nasa/pretrained-microscopy-models",
         )
@@ -79,5 +81,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 continue
             yield key, {"image": image, "label": label, "image/filename": key}
         if skipped:
-            logger.warning("micronet %s: skipped %d unreadable file(s): %s",
-                           split, len(skipped), ", ".join(skipped))
+            logger.warning(
+                "micronet %s: skipped %d unreadable file(s): %s",
+                split,
+                len(skipped),
+                ", ".join(skipped),
+            )

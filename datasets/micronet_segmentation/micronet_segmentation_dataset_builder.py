@@ -49,13 +49,15 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
-            features=tfds.features.FeaturesDict({
-                "image": tfds.features.Image(shape=(None, None, 3), dtype=np.uint8),
-                "segmentation_mask": tfds.features.LabeledImage(
-                    labels=list(self._set.class_names), shape=(None, None, 1), dtype=np.uint8
-                ),
-                "image/filename": tfds.features.Text(),
-            }),
+            features=tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(shape=(None, None, 3), dtype=np.uint8),
+                    "segmentation_mask": tfds.features.LabeledImage(
+                        labels=list(self._set.class_names), shape=(None, None, 1), dtype=np.uint8
+                    ),
+                    "image/filename": tfds.features.Text(),
+                }
+            ),
             supervised_keys=("image", "segmentation_mask"),
             homepage=_benchmark.HOMEPAGE,
         )
@@ -64,8 +66,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         root = self._local_root(dl_manager)
         if root is not None:
             logger.info("micronet_segmentation/%s: reading the local copy %s", self._set.name, root)
-            files = {split: self._local_pairs(root, folder)
-                     for split, folder in self._set.splits.items()}
+            files = {
+                split: self._local_pairs(root, folder) for split, folder in self._set.splits.items()
+            }
         else:
             files = self._download(dl_manager)
         return {split: self._generate_examples(pairs) for split, pairs in files.items()}
@@ -80,8 +83,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             else:
                 mask = _decode.index_mask(raw_mask, len(self._set.class_names), str(mask_path))
             _decode.check_same_size(image, mask, str(image_path), str(mask_path))
-            yield name, {"image": image, "segmentation_mask": mask[..., None],
-                         "image/filename": name}
+            yield (
+                name,
+                {"image": image, "segmentation_mask": mask[..., None], "image/filename": name},
+            )
 
     # -- where the files come from ---------------------------------------------------------
 
@@ -98,13 +103,21 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         masks_dir = root / self._set.folder / f"{folder}_annot"
         for directory in (images_dir, masks_dir):
             if not directory.is_dir():
-                raise FileNotFoundError(f"{directory}: missing folder of the "
-                                        f"{self._set.folder} benchmark set")
-        pairing = pair_names([p.name for p in images_dir.iterdir()],
-                             [p.name for p in masks_dir.iterdir()])
+                raise FileNotFoundError(
+                    f"{directory}: missing folder of the {self._set.folder} benchmark set"
+                )
+        pairing = pair_names(
+            [p.name for p in images_dir.iterdir()], [p.name for p in masks_dir.iterdir()]
+        )
         self._check(pairing, f"{self._set.folder}/{folder}")
-        return [(image, _benchmark.resolve_pointer(images_dir / image),
-                 _benchmark.resolve_pointer(masks_dir / mask)) for image, mask in pairing.pairs]
+        return [
+            (
+                image,
+                _benchmark.resolve_pointer(images_dir / image),
+                _benchmark.resolve_pointer(masks_dir / mask),
+            )
+            for image, mask in pairing.pairs
+        ]
 
     def _upstream_files(self) -> dict[str, list[str]]:
         """``{folder: [file names]}`` upstream, from checksums.tsv plus the unpinned images."""
@@ -115,23 +128,28 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         keys = [f"{folder}/{name}" for folder, names in upstream.items() for name in names]
         urls = {key: _benchmark.raw_url(f"{self._set.folder}/{key}") for key in keys}
         pinned = {key: url for key, url in urls.items() if url in (self.url_infos or {})}
-        _benchmark.check_reachable(next(iter(urls.values()), _benchmark.raw_url(self._set.folder)),
-                                   f"micronet_segmentation/{self._set.name}")
+        _benchmark.check_reachable(
+            next(iter(urls.values()), _benchmark.raw_url(self._set.folder)),
+            f"micronet_segmentation/{self._set.name}",
+        )
         paths = {key: Path(path) for key, path in dl_manager.download(pinned).items()}
         for key in sorted(set(urls) - set(pinned)):  # not in checksums.tsv: fetched unverified
             try:
                 paths[key] = Path(dl_manager.download(urls[key]))
             except Exception as error:  # noqa: BLE001  (reported by name below)
-                logger.warning("could not download %s (%s: %s)", urls[key],
-                               type(error).__name__, error)
+                logger.warning(
+                    "could not download %s (%s: %s)", urls[key], type(error).__name__, error
+                )
         files = {}
         for split, folder in self._set.splits.items():
             images = [k.split("/", 1)[1] for k in paths if k.startswith(f"{folder}/")]
             masks = [k.split("/", 1)[1] for k in paths if k.startswith(f"{folder}_annot/")]
             pairing = pair_names(images, masks)
             self._check(pairing, f"{self._set.folder}/{folder} (download)")
-            files[split] = [(image, paths[f"{folder}/{image}"], paths[f"{folder}_annot/{mask}"])
-                            for image, mask in pairing.pairs]
+            files[split] = [
+                (image, paths[f"{folder}/{image}"], paths[f"{folder}_annot/{mask}"])
+                for image, mask in pairing.pairs
+            ]
         return files
 
     def _check(self, pairing: Pairing, where: str) -> None:

@@ -226,7 +226,5 @@ def _describe_failure(
         text += listing("in the checkpoint but not in the model", unexpected)
     if mismatched:
         text += listing("shape mismatch", mismatched)
-    text += (
-        "\n  Check that the encoder name (and classes, for a classifier) match the checkpoint."
-    )
+    text += "\n  Check that the encoder name (and classes, for a classifier) match the checkpoint."
     return text

@@ -44,8 +44,10 @@ def _numpy_scalar_globals() -> list:
     Listed under numpy 1's module names too, for checkpoints written with numpy < 2.
     """
     scalar = np._core.multiarray.scalar
-    dtypes = [getattr(np.dtypes, f"{kind}DType") for kind in
-              ("Float64", "Float32", "Float16", "Int64", "Int32", "UInt8", "Bool")]
+    dtypes = [
+        getattr(np.dtypes, f"{kind}DType")
+        for kind in ("Float64", "Float32", "Float16", "Int64", "Int32", "UInt8", "Bool")
+    ]
     return [scalar, (scalar, "numpy.core.multiarray.scalar"), np.dtype, *dtypes]
 
 
@@ -98,7 +100,7 @@ def read_torch_checkpoint(source: str | os.PathLike | Mapping[str, Any]) -> Torc
     keys = list(raw)
     strip = bool(keys) and all(k.startswith(_DATA_PARALLEL_PREFIX) for k in keys)
     state_dict = {
-        (k[len(_DATA_PARALLEL_PREFIX):] if strip else k): _to_numpy(k, v, name)
+        (k[len(_DATA_PARALLEL_PREFIX) :] if strip else k): _to_numpy(k, v, name)
         for k, v in raw.items()
     }
     if not state_dict:

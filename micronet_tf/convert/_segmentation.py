@@ -63,8 +63,7 @@ def segmentation_model_from_torch(
             + " (e.g. architecture='Unet', encoder='resnet50')"
         )
     names = _class_names(meta.get("class_values"))
-    head = (int(state.state_dict[_HEAD_BIAS].shape[0]) if _HEAD_BIAS in state.state_dict
-            else None)
+    head = int(state.state_dict[_HEAD_BIAS].shape[0]) if _HEAD_BIAS in state.state_dict else None
     if classes is None:
         # The head's channels decide (its weights must fit); class_values only name them.
         if head is not None:
@@ -78,11 +77,18 @@ def segmentation_model_from_torch(
             f"{state.source}: its class_values name {len(meta['class_values'])} classes "
             f"({', '.join(map(str, names or meta['class_values']))}) but the model has "
             f"{classes} output channel(s) (its segmentation head's); the class names are "
-            "not kept", stacklevel=2)
+            "not kept",
+            stacklevel=2,
+        )
         names = None
     model = create_segmentation_model(
-        architecture, encoder, classes=classes, activation=activation, class_names=names,
-        encoder_options=encoder_options, **decoder_kwargs,
+        architecture,
+        encoder,
+        classes=classes,
+        activation=activation,
+        class_names=names,
+        encoder_options=encoder_options,
+        **decoder_kwargs,
     )
     try:
         load_torch_weights(model, state.state_dict)

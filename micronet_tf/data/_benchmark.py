@@ -58,16 +58,29 @@ BENCHMARK_SETS = {
     s.name: s
     for s in (
         BenchmarkSet("super1", "Super1", "Ni-superalloy, full training set (10 images)."),
-        BenchmarkSet("super2", "Super2", "Ni-superalloy, few-shot (4 training images); "
-                     "test_ood = 5 out-of-distribution images."),
-        BenchmarkSet("super3", "Super3", "Ni-superalloy, one-shot (1 training image); "
-                     "test_ood = 5 out-of-distribution images."),
-        BenchmarkSet("super4", "Super4", "Ni-superalloy, Super2's training set; test = the 5 "
-                     "out-of-distribution images."),
+        BenchmarkSet(
+            "super2",
+            "Super2",
+            "Ni-superalloy, few-shot (4 training images); test_ood = 5 out-of-distribution images.",
+        ),
+        BenchmarkSet(
+            "super3",
+            "Super3",
+            "Ni-superalloy, one-shot (1 training image); test_ood = 5 out-of-distribution images.",
+        ),
+        BenchmarkSet(
+            "super4",
+            "Super4",
+            "Ni-superalloy, Super2's training set; test = the 5 out-of-distribution images.",
+        ),
         BenchmarkSet("ebc1", "EBC1", "Environmental barrier coating, full training set."),
         BenchmarkSet("ebc2", "EBC2", "Environmental barrier coating, few-shot (4 images)."),
-        BenchmarkSet("ebc3", "EBC3", "Environmental barrier coating, specimen-held-out split "
-                     "(test images all from specimen 050317#3); not the paper's one-shot EBC-3."),
+        BenchmarkSet(
+            "ebc3",
+            "EBC3",
+            "Environmental barrier coating, specimen-held-out split "
+            "(test images all from specimen 050317#3); not the paper's one-shot EBC-3.",
+        ),
     )
 }
 
@@ -89,7 +102,7 @@ def raw_url(relative_path: str, base: str | None = None) -> str:
 def relative_path_of(url: str, base: str | None = None) -> str | None:
     """Inverse of :func:`raw_url`; ``None`` for a URL outside ``base``."""
     base = base or RAW_BASE
-    return urllib.parse.unquote(url[len(base):]) if url.startswith(base) else None
+    return urllib.parse.unquote(url[len(base) :]) if url.startswith(base) else None
 
 
 def upstream_files(urls: Iterable[str], folder: str) -> dict[str, list[str]]:
@@ -144,8 +157,10 @@ def local_root(manual_dir: str | Path | None, folder: str) -> Path | None:
     configured = data_paths.benchmark_data_dir()
     root = find_local_root(configured, folder)
     if root is None and configured is not None and os.environ.get(data_paths.DATA_ENV):
-        raise FileNotFoundError(f"{data_paths.DATA_ENV}={configured} has no {folder}/ folder; "
-                                "point it at a copy of benchmark_segmentation_data")
+        raise FileNotFoundError(
+            f"{data_paths.DATA_ENV}={configured} has no {folder}/ folder; "
+            "point it at a copy of benchmark_segmentation_data"
+        )
     return root
 
 
@@ -173,4 +188,3 @@ def check_reachable(url: str, dataset: str, timeout: float = 8.0) -> None:
             "benchmark_segmentation_data folder, or pass it as TFDS' manual_dir "
             "(tfds.download.DownloadConfig(manual_dir=...)); or connect to the internet"
         ) from None
-

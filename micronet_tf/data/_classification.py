@@ -43,8 +43,13 @@ def split_validation(
     for label, (name, files) in enumerate(sorted(classes.items())):
         count = min(per_class, len(files) // 2)
         if count < per_class:
-            logger.warning("class %r has %d images: %d go to validation instead of %d",
-                           name, len(files), count, per_class)
+            logger.warning(
+                "class %r has %d images: %d go to validation instead of %d",
+                name,
+                len(files),
+                count,
+                per_class,
+            )
         # One generator per class, keyed by the class name: adding a class changes no other draw.
         rng = np.random.default_rng([seed, *name.encode("utf-8")])
         chosen = set(rng.permutation(len(files))[:count].tolist())

@@ -68,10 +68,14 @@ def colour_mask_to_index(
             raise ValueError(
                 f"mask {name!r} has transparent pixels ({pixel_share(transparent)}), whose "
                 "class its colour alone does not tell; flatten the mask (paint those pixels "
-                "in their class colour, without transparency)")
+                "in their class colour, without transparency)"
+            )
     rgb = to_uint8_rgb(array)
-    grey = array.ndim == 2 or (array.ndim == 3 and array.shape[-1] == 1) or (
-        np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]))
+    grey = (
+        array.ndim == 2
+        or (array.ndim == 3 and array.shape[-1] == 1)
+        or (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]))
+    )
     if grey and np.issubdtype(array.dtype, np.integer):
         values = np.unique(array if array.ndim == 2 else array[..., 0])
         named = {tuple(int(c) for c in colour) for colour in colours if colour is not None}
@@ -80,12 +84,13 @@ def colour_mask_to_index(
             raise ValueError(
                 f"mask {name!r} is a grey image with the values {values.tolist()}: it looks "
                 "like a class-index mask, not a colour one. Pass mask_format='index' "
-                "(--mask-format index) with one class name per value")
+                "(--mask-format index) with one class name per value"
+            )
     fallback = next((i for i, colour in enumerate(colours) if colour is None), None)
     index = np.full(rgb.shape[:2], 255 if fallback is None else fallback, np.uint8)
-    packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[
-        ..., 2
-    ]
+    packed = (
+        (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+    )
     for i, colour in enumerate(colours):
         if colour is not None:
             r, g, b = (int(c) for c in colour)
@@ -106,15 +111,19 @@ def colour_mask_to_index(
 def index_mask(mask: np.ndarray, num_classes: int, name: str) -> np.ndarray:
     """Single-channel class-index label image -> HxW uint8, values checked below ``num_classes``."""
     array = np.asarray(mask)
-    if array.ndim == 3 and array.shape[-1] in (3, 4) and all(
-        np.array_equal(array[..., 0], array[..., c]) for c in (1, 2)
+    if (
+        array.ndim == 3
+        and array.shape[-1] in (3, 4)
+        and all(np.array_equal(array[..., 0], array[..., c]) for c in (1, 2))
     ):
         array = array[..., 0]  # a grey mask saved as RGB(A)
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     if array.ndim != 2:
-        raise ValueError(f"mask {name!r} has shape {array.shape}; an index mask must be "
-                         "single-channel (HxW), or pass mask_format='rgb' for colour masks")
+        raise ValueError(
+            f"mask {name!r} has shape {array.shape}; an index mask must be "
+            "single-channel (HxW), or pass mask_format='rgb' for colour masks"
+        )
     outside = (array < 0) | (array >= num_classes)
     if outside.any():
         values = np.unique(array[outside])[:5].tolist()

@@ -60,8 +60,9 @@ def pair_names(images: Iterable[str], masks: Iterable[str]) -> Pairing:
     for name in sorted(filter(is_image_name, images)):
         stem = PurePath(name).stem
         if stem in by_stem:
-            raise ValueError(f"images {by_stem[stem]!r} and {name!r} have the same name stem; "
-                             "keep one of them")
+            raise ValueError(
+                f"images {by_stem[stem]!r} and {name!r} have the same name stem; keep one of them"
+            )
         by_stem[stem] = name
     mask_for: dict[str, str] = {}
     unmatched_masks = []
@@ -72,8 +73,10 @@ def pair_names(images: Iterable[str], masks: Iterable[str]) -> Pairing:
             unmatched_masks.append(name)
             continue
         if key in mask_for:
-            raise ValueError(f"masks {mask_for[key]!r} and {name!r} both match image "
-                             f"{by_stem[key]!r}; keep one of them")
+            raise ValueError(
+                f"masks {mask_for[key]!r} and {name!r} both match image "
+                f"{by_stem[key]!r}; keep one of them"
+            )
         mask_for[key] = name
     pairing = Pairing(masks_without_image=unmatched_masks)
     for stem, image in sorted(by_stem.items(), key=lambda item: item[1]):

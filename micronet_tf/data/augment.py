@@ -9,8 +9,9 @@ import cv2
 def crop_transforms(crop: int) -> list[A.BasicTransform]:
     """Pad (black image, class 0 mask) to at least ``crop`` x ``crop``, then a random crop."""
     return [
-        A.PadIfNeeded(min_height=crop, min_width=crop, border_mode=cv2.BORDER_CONSTANT,
-                      fill=0, fill_mask=0),
+        A.PadIfNeeded(
+            min_height=crop, min_width=crop, border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0
+        ),
         A.RandomCrop(height=crop, width=crop),
     ]
 
@@ -26,10 +27,18 @@ def paper_augmentation(
         geometric = [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5), A.RandomRotate90(p=1.0)]
     photometric = [
         A.GaussNoise(std_range=(0.01, 0.03), p=0.5),
-        A.OneOf([A.CLAHE(p=1.0), A.RandomBrightnessContrast(contrast_limit=0.0, p=1.0),
-                 A.RandomGamma(p=1.0)], p=0.5),
-        A.OneOf([A.Sharpen(p=1.0), A.Blur(blur_limit=3, p=1.0), A.MotionBlur(blur_limit=3, p=1.0)],
-                p=0.5),
+        A.OneOf(
+            [
+                A.CLAHE(p=1.0),
+                A.RandomBrightnessContrast(contrast_limit=0.0, p=1.0),
+                A.RandomGamma(p=1.0),
+            ],
+            p=0.5,
+        ),
+        A.OneOf(
+            [A.Sharpen(p=1.0), A.Blur(blur_limit=3, p=1.0), A.MotionBlur(blur_limit=3, p=1.0)],
+            p=0.5,
+        ),
         A.RandomBrightnessContrast(brightness_limit=0.0, p=0.5),
     ]
     # Cropping first: every later transform then works on crop x crop pixels only.

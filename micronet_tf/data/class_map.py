@@ -25,8 +25,10 @@ class ClassMap:
         if self.mask_format not in MASK_FORMATS:
             raise ValueError(f"mask_format={self.mask_format!r}: expected one of {MASK_FORMATS}")
         if len(self.names) < 2:
-            raise ValueError(f"classes {list(self.names)}: name at least two classes (the "
-                             "background, or rest, and what to segment)")
+            raise ValueError(
+                f"classes {list(self.names)}: name at least two classes (the "
+                "background, or rest, and what to segment)"
+            )
         if len(set(self.names)) != len(self.names):
             raise ValueError(f"classes {list(self.names)}: a class name appears twice")
         if self.mask_format == "rgb":
@@ -34,11 +36,15 @@ class ClassMap:
                 raise ValueError("colour masks need one colour (or None) per class")
             given = [c for c in self.colours if c is not None]
             if not given:
-                raise ValueError(f"classes {list(self.names)}: colour masks need the classes' "
-                                 "colours (name:R,G,B), or pass --mask-format index")
+                raise ValueError(
+                    f"classes {list(self.names)}: colour masks need the classes' "
+                    "colours (name:R,G,B), or pass --mask-format index"
+                )
             if len(self.colours) - len(given) > 1:
-                raise ValueError(f"classes {list(self.names)}: at most one class may be "
-                                 "given without a colour (it takes every other colour)")
+                raise ValueError(
+                    f"classes {list(self.names)}: at most one class may be "
+                    "given without a colour (it takes every other colour)"
+                )
             if len(set(given)) != len(given):
                 raise ValueError(f"classes {list(self.names)}: two classes share a colour")
 
@@ -65,23 +71,27 @@ class ClassMap:
     @classmethod
     def from_json(cls, record: Mapping) -> ClassMap:
         colours = record.get("colours")
-        return cls(tuple(record["names"]), record.get("mask_format", "index"),
-                   None if colours is None else tuple(None if c is None else tuple(c)
-                                                      for c in colours))
+        return cls(
+            tuple(record["names"]),
+            record.get("mask_format", "index"),
+            None if colours is None else tuple(None if c is None else tuple(c) for c in colours),
+        )
 
     def describe(self) -> str:
         """``matrix (rest), secondary 0,0,255`` / ``background 0, oxide 1``."""
         if self.mask_format == "index":
             return ", ".join(f"{n} {i}" for i, n in enumerate(self.names))
-        return ", ".join(f"{n} {'(rest)' if c is None else ','.join(map(str, c))}"
-                         for n, c in zip(self.names, self.colours))
+        return ", ".join(
+            f"{n} {'(rest)' if c is None else ','.join(map(str, c))}"
+            for n, c in zip(self.names, self.colours)
+        )
 
 
 def _colour(text: str, token: str, argument: str) -> tuple[int, int, int]:
     parts = text.replace("#", "").split(",")
     if len(parts) == 1 and len(parts[0]) == 6:  # a hex colour, 0000ff
         try:
-            return tuple(int(parts[0][i:i + 2], 16) for i in (0, 2, 4))
+            return tuple(int(parts[0][i : i + 2], 16) for i in (0, 2, 4))
         except ValueError:
             pass
     try:
@@ -89,19 +99,24 @@ def _colour(text: str, token: str, argument: str) -> tuple[int, int, int]:
     except ValueError:
         values = ()
     if len(values) != 3 or not all(0 <= v <= 255 for v in values):
-        raise ValueError(f"{argument} {token!r}: expected NAME:R,G,B with 8-bit values "
-                         "(e.g. secondary:0,0,255) or NAME alone")
+        raise ValueError(
+            f"{argument} {token!r}: expected NAME:R,G,B with 8-bit values "
+            "(e.g. secondary:0,0,255) or NAME alone"
+        )
     return values
 
 
-def parse_class_map(tokens: Sequence[str], mask_format: str | None = None, *,
-                    argument: str = "--classes") -> ClassMap:
+def parse_class_map(
+    tokens: Sequence[str], mask_format: str | None = None, *, argument: str = "--classes"
+) -> ClassMap:
     """``["matrix", "secondary:0,0,255"]`` -> a :class:`ClassMap`. ``mask_format=None``:
     colour masks when any colour is given, index masks otherwise."""
     if not tokens:
-        raise ValueError(f"{argument}: name the classes, e.g. {argument} matrix "
-                         "secondary:0,0,255 (colour masks) or --mask-format index "
-                         f"{argument} background oxide")
+        raise ValueError(
+            f"{argument}: name the classes, e.g. {argument} matrix "
+            "secondary:0,0,255 (colour masks) or --mask-format index "
+            f"{argument} background oxide"
+        )
     names, colours = [], []
     for token in tokens:
         name, sep, colour = token.partition(":")
@@ -113,7 +128,9 @@ def parse_class_map(tokens: Sequence[str], mask_format: str | None = None, *,
         mask_format = "rgb" if any(c is not None for c in colours) else "index"
     if mask_format == "index":
         if any(c is not None for c in colours):
-            raise ValueError(f"{argument}: index masks (--mask-format index) take class names "
-                             "only, index 0 first; colours are for --mask-format rgb")
+            raise ValueError(
+                f"{argument}: index masks (--mask-format index) take class names "
+                "only, index 0 first; colours are for --mask-format rgb"
+            )
         return ClassMap(tuple(names), "index")
     return ClassMap(tuple(names), mask_format, tuple(colours))

@@ -25,8 +25,12 @@ def _normalise(image: tf.Tensor) -> tf.Tensor:
 def _random_resized_crop(image: tf.Tensor, size: int, seed) -> tf.Tensor:
     """Random area 8-100%, aspect ratio 3/4-4/3 (torchvision's defaults), resized to size."""
     begin, extent, _ = tf.image.stateless_sample_distorted_bounding_box(
-        tf.shape(image), tf.zeros((1, 0, 4)), seed=seed, area_range=(0.08, 1.0),
-        aspect_ratio_range=(3 / 4, 4 / 3), min_object_covered=0.0,
+        tf.shape(image),
+        tf.zeros((1, 0, 4)),
+        seed=seed,
+        area_range=(0.08, 1.0),
+        aspect_ratio_range=(3 / 4, 4 / 3),
+        min_object_covered=0.0,
         use_image_if_no_bounding_boxes=True,
     )
     crop = tf.slice(image, begin, extent)
@@ -52,9 +56,15 @@ def _centre(image: tf.Tensor, size: int) -> tf.Tensor:
     return tf.image.resize_with_crop_or_pad(resized, size, size)
 
 
-def make_classification_pipeline(ds: tf.data.Dataset, training: bool, *, size: int = 224,
-                                 batch_size: int = 64, seed: int | None = None,
-                                 shuffle_buffer: int = 1024) -> tf.data.Dataset:
+def make_classification_pipeline(
+    ds: tf.data.Dataset,
+    training: bool,
+    *,
+    size: int = 224,
+    batch_size: int = 64,
+    seed: int | None = None,
+    shuffle_buffer: int = 1024,
+) -> tf.data.Dataset:
     """``(image, label)`` batches, ImageNet-normalised: random resized crops with flips, 90°
     rotations, brightness / contrast noise for training; short-side resize + centre crop
     otherwise. ``ds`` yields TFDS ``micronet`` elements or ``(uint8 image, label)`` pairs."""
@@ -64,11 +74,12 @@ def make_classification_pipeline(ds: tf.data.Dataset, training: bool, *, size: i
         ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
         ds = tf.data.Dataset.zip((ds, seeds)).map(
-            lambda pair, s: (_normalise(_augment(tf.cast(pair[0], tf.float32), size, s)),
-                             pair[1]),
+            lambda pair, s: (_normalise(_augment(tf.cast(pair[0], tf.float32), size, s)), pair[1]),
             num_parallel_calls=autotune,
         )
     else:
-        ds = ds.map(lambda image, label: (_normalise(_centre(tf.cast(image, tf.float32), size)),
-                                          label), num_parallel_calls=autotune)
+        ds = ds.map(
+            lambda image, label: (_normalise(_centre(tf.cast(image, tf.float32), size)), label),
+            num_parallel_calls=autotune,
+        )
     return ds.batch(batch_size).prefetch(autotune)

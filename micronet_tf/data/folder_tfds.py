@@ -36,8 +36,12 @@ from micronet_tf.data._pairing import UNPAIRED_CHOICES, pair_names
 from micronet_tf.data.class_map import ClassMap
 from micronet_tf.preprocessing import read_image
 
-__all__ = ["SegmentationTfdsInfo", "load_segmentation_tfds_info", "load_segmentation_tfds_split",
-           "write_segmentation_tfds"]
+__all__ = [
+    "SegmentationTfdsInfo",
+    "load_segmentation_tfds_info",
+    "load_segmentation_tfds_split",
+    "write_segmentation_tfds",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +52,11 @@ SHARD_BYTES = 100 * 2**20
 METADATA_KEY = "micronet_tf"
 FORMAT = 1
 # split -> the arguments naming its image and mask folders
-SPLIT_ARGUMENTS = {"train": ("images_dir", "masks_dir"),
-                   "validation": ("val_images_dir", "val_masks_dir"),
-                   "test": ("test_images_dir", "test_masks_dir")}
+SPLIT_ARGUMENTS = {
+    "train": ("images_dir", "masks_dir"),
+    "validation": ("val_images_dir", "val_masks_dir"),
+    "test": ("test_images_dir", "test_masks_dir"),
+}
 
 
 @dataclass(frozen=True)
@@ -74,16 +80,20 @@ class SegmentationTfdsInfo:
 
 # -- writing -------------------------------------------------------------------------------
 
+
 def _features(class_map: ClassMap):
     import tensorflow_datasets as tfds
 
     # The same features as micronet_segmentation's builder, so both load alike.
-    return tfds.features.FeaturesDict({
-        "image": tfds.features.Image(shape=(None, None, 3), dtype=np.uint8),
-        "segmentation_mask": tfds.features.LabeledImage(
-            labels=list(class_map.names), shape=(None, None, 1), dtype=np.uint8),
-        "image/filename": tfds.features.Text(),
-    })
+    return tfds.features.FeaturesDict(
+        {
+            "image": tfds.features.Image(shape=(None, None, 3), dtype=np.uint8),
+            "segmentation_mask": tfds.features.LabeledImage(
+                labels=list(class_map.names), shape=(None, None, 1), dtype=np.uint8
+            ),
+            "image/filename": tfds.features.Text(),
+        }
+    )
 
 
 def _read_pair(image_path: Path, mask_path: Path, class_map: ClassMap) -> dict:
@@ -95,32 +105,38 @@ def _read_pair(image_path: Path, mask_path: Path, class_map: ClassMap) -> dict:
     else:
         mask = _decode.index_mask(raw, len(class_map.names), mask_path.name)
     _decode.check_same_size(image, mask, image_path.name, mask_path.name)
-    return {"image": image, "segmentation_mask": mask[..., None],
-            "image/filename": image_path.name}
+    return {"image": image, "segmentation_mask": mask[..., None], "image/filename": image_path.name}
 
 
-def _split_pairs(folders: dict[str, tuple[str | os.PathLike | None, str | os.PathLike | None]],
-                 on_unpaired: str) -> dict[str, list[tuple[Path, Path]]]:
+def _split_pairs(
+    folders: dict[str, tuple[str | os.PathLike | None, str | os.PathLike | None]], on_unpaired: str
+) -> dict[str, list[tuple[Path, Path]]]:
     """split -> [(image path, mask path)], every folder and pairing checked before writing."""
     splits = {}
     for split, (images_dir, masks_dir) in folders.items():
         image_arg, mask_arg = SPLIT_ARGUMENTS[split]
         if images_dir is None and masks_dir is None and split != "train":
             continue
-        for argument, other, folder in ((image_arg, mask_arg, images_dir),
-                                        (mask_arg, image_arg, masks_dir)):
+        for argument, other, folder in (
+            (image_arg, mask_arg, images_dir),
+            (mask_arg, image_arg, masks_dir),
+        ):
             if folder is None:
-                raise ValueError(f"{other}= is given but {argument}= is not: the {split} split "
-                                 "needs both an image and a mask folder")
+                raise ValueError(
+                    f"{other}= is given but {argument}= is not: the {split} split "
+                    "needs both an image and a mask folder"
+                )
             if not Path(folder).is_dir():
                 raise FileNotFoundError(f"{argument}={str(folder)!r} is not a folder")
         images_dir, masks_dir = Path(images_dir), Path(masks_dir)
         pairing = pair_names(os.listdir(images_dir), os.listdir(masks_dir))
         pairing.check(f"{images_dir} / {masks_dir}", on_unpaired)
         if not pairing.pairs:
-            raise ValueError(f"{image_arg}={str(images_dir)!r}: no image / mask pairs with "
-                             f"{mask_arg}={str(masks_dir)!r}; masks are named like their image, "
-                             "or <image name>_mask.<ext>")
+            raise ValueError(
+                f"{image_arg}={str(images_dir)!r}: no image / mask pairs with "
+                f"{mask_arg}={str(masks_dir)!r}; masks are named like their image, "
+                "or <image name>_mask.<ext>"
+            )
         # Stored in an order fixed by the names but mixed (as TFDS does by key), so that each
         # shard holds a sample of the whole set rather than one specimen's files.
         pairs = sorted(pairing.pairs, key=lambda p: hashlib.sha256(p[0].encode()).digest())
@@ -132,44 +148,65 @@ def _check_output(out_dir: Path, name: str, inputs: list[Path], force: bool) -> 
     import tensorflow_datasets as tfds
 
     if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-        raise ValueError(f"name={name!r}: a TFDS dataset name is lower case letters, digits and "
-                         "_ (starting with a letter), e.g. 'steel_micrographs'")
+        raise ValueError(
+            f"name={name!r}: a TFDS dataset name is lower case letters, digits and "
+            "_ (starting with a letter), e.g. 'steel_micrographs'"
+        )
     if name in tfds.list_builders(with_community_datasets=False):
-        raise ValueError(f"name={name!r} is a dataset TFDS already knows (tfds.load would give "
-                         "that one); pass another name")
+        raise ValueError(
+            f"name={name!r} is a dataset TFDS already knows (tfds.load would give "
+            "that one); pass another name"
+        )
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"out_dir={str(out_dir)!r} is a file, not a folder")
     dataset_dir = out_dir / name
     target = dataset_dir / VERSION
     if dataset_dir.exists() and not dataset_dir.is_dir():
-        raise FileExistsError(f"out_dir={str(out_dir)!r} holds a file named {name!r}: pass "
-                              "another out_dir= or name=")
+        raise FileExistsError(
+            f"out_dir={str(out_dir)!r} holds a file named {name!r}: pass another out_dir= or name="
+        )
     if dataset_dir.is_dir() and any(dataset_dir.iterdir()) and not force:
         what = "a dataset" if (target / "dataset_info.json").is_file() else "files"
         raise FileExistsError(
             f"out_dir={str(out_dir)!r} already holds {what} named {name!r} ({dataset_dir}): "
-            f"pass another out_dir= or name= (or --force to replace {name}/{VERSION})")
+            f"pass another out_dir= or name= (or --force to replace {name}/{VERSION})"
+        )
     for folder in inputs:
         folder = folder.resolve()
         if folder == target.resolve() or target.resolve() in folder.parents:
-            raise ValueError(f"input folder {str(folder)!r} lies inside the output "
-                             f"{target}: pass another out_dir= or name=")
+            raise ValueError(
+                f"input folder {str(folder)!r} lies inside the output "
+                f"{target}: pass another out_dir= or name="
+            )
     return target
 
 
-def _write_split(features, split: str, pairs: list[tuple[Path, Path]], class_map: ClassMap,
-                 folder: Path, name: str, shard_examples: int | None, progress) -> tuple:
+def _write_split(
+    features,
+    split: str,
+    pairs: list[tuple[Path, Path]],
+    class_map: ClassMap,
+    folder: Path,
+    name: str,
+    shard_examples: int | None,
+    progress,
+) -> tuple:
     """Write one split's shards into ``folder``; returns (SplitInfo, sources)."""
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
-    template = tfds.core.ShardedFileTemplate(data_dir=folder, dataset_name=name, split=split,
-                                             filetype_suffix="tfrecord")
+    template = tfds.core.ShardedFileTemplate(
+        data_dir=folder, dataset_name=name, split=split, filetype_suffix="tfrecord"
+    )
     partial, lengths, total_bytes, sources = [], [], 0, []
     writer, shard_bytes = None, 0
     for image_path, mask_path in pairs:
-        record = {"image": image_path.name, "image_sha256": sha256_of(image_path),
-                  "mask": mask_path.name, "mask_sha256": sha256_of(mask_path)}
+        record = {
+            "image": image_path.name,
+            "image_sha256": sha256_of(image_path),
+            "mask": mask_path.name,
+            "mask_sha256": sha256_of(mask_path),
+        }
         serialized = features.serialize_example(_read_pair(image_path, mask_path, class_map))
         if writer is None:
             partial.append(folder / f".shard-{split}-{len(partial):05d}")
@@ -188,8 +225,9 @@ def _write_split(features, split: str, pairs: list[tuple[Path, Path]], class_map
         writer.close()
     for index, path in enumerate(partial):
         path.rename(template.sharded_filepath(shard_index=index, num_shards=len(partial)))
-    info = tfds.core.SplitInfo(name=split, shard_lengths=lengths, num_bytes=total_bytes,
-                               filename_template=template)
+    info = tfds.core.SplitInfo(
+        name=split, shard_lengths=lengths, num_bytes=total_bytes, filename_template=template
+    )
     return info, sources
 
 
@@ -224,20 +262,32 @@ def write_segmentation_tfds(
     from tqdm.auto import tqdm
 
     if not isinstance(class_map, ClassMap):
-        raise ValueError(f"class_map: expected a ClassMap (see micronet_tf.data.class_map."
-                         f"parse_class_map), got {type(class_map).__name__}")
-    if shard_examples is not None and (isinstance(shard_examples, bool)
-                                       or not isinstance(shard_examples, int)
-                                       or shard_examples < 1):
-        raise ValueError(f"shard_examples={shard_examples!r}: expected a whole number >= 1, "
-                         "or leave it out (shards of ~100 MiB)")
+        raise ValueError(
+            f"class_map: expected a ClassMap (see micronet_tf.data.class_map."
+            f"parse_class_map), got {type(class_map).__name__}"
+        )
+    if shard_examples is not None and (
+        isinstance(shard_examples, bool)
+        or not isinstance(shard_examples, int)
+        or shard_examples < 1
+    ):
+        raise ValueError(
+            f"shard_examples={shard_examples!r}: expected a whole number >= 1, "
+            "or leave it out (shards of ~100 MiB)"
+        )
     if on_unpaired not in UNPAIRED_CHOICES:
         raise ValueError(f"on_unpaired={on_unpaired!r}: expected one of {UNPAIRED_CHOICES}")
-    splits = _split_pairs({"train": (images_dir, masks_dir),
-                           "validation": (val_images_dir, val_masks_dir),
-                           "test": (test_images_dir, test_masks_dir)}, on_unpaired)
-    inputs = [folder for pairs in splits.values() for folder in (pairs[0][0].parent,
-                                                                 pairs[0][1].parent)]
+    splits = _split_pairs(
+        {
+            "train": (images_dir, masks_dir),
+            "validation": (val_images_dir, val_masks_dir),
+            "test": (test_images_dir, test_masks_dir),
+        },
+        on_unpaired,
+    )
+    inputs = [
+        folder for pairs in splits.values() for folder in (pairs[0][0].parent, pairs[0][1].parent)
+    ]
     out_dir = Path(out_dir)
     target = _check_output(out_dir, name, inputs, force)
 
@@ -250,24 +300,45 @@ def write_segmentation_tfds(
         infos, sources = [], {}
         with tqdm(total=total, unit="pair", desc=f"{name}", disable=None) as progress:
             for split, pairs in splits.items():
-                info, sources[split] = _write_split(features, split, pairs, class_map, staging,
-                                                    name, shard_examples, progress)
+                info, sources[split] = _write_split(
+                    features, split, pairs, class_map, staging, name, shard_examples, progress
+                )
                 infos.append(info)
-        folders = {split: {"images": str(pairs[0][0].parent.resolve()),
-                           "masks": str(pairs[0][1].parent.resolve())}
-                   for split, pairs in splits.items()}
-        metadata = tfds.core.MetadataDict({METADATA_KEY: {
-            "format": FORMAT, "class_map": class_map.to_json(),
-            "keep_orientation": bool(keep_orientation), "folders": folders,
-            "sources": sources}})
+        folders = {
+            split: {
+                "images": str(pairs[0][0].parent.resolve()),
+                "masks": str(pairs[0][1].parent.resolve()),
+            }
+            for split, pairs in splits.items()
+        }
+        metadata = tfds.core.MetadataDict(
+            {
+                METADATA_KEY: {
+                    "format": FORMAT,
+                    "class_map": class_map.to_json(),
+                    "keep_orientation": bool(keep_orientation),
+                    "folders": folders,
+                    "sources": sources,
+                }
+            }
+        )
         tfds.folder_dataset.write_metadata(
-            data_dir=staging, features=features, split_infos=infos, version=VERSION,
+            data_dir=staging,
+            features=features,
+            split_infos=infos,
+            version=VERSION,
             filename_template=tfds.core.ShardedFileTemplate(
-                data_dir=staging, dataset_name=name, filetype_suffix="tfrecord",
-                template=tfds.core.naming.DEFAULT_FILENAME_TEMPLATE),
-            check_data=False, supervised_keys=("image", "segmentation_mask"), metadata=metadata,
+                data_dir=staging,
+                dataset_name=name,
+                filetype_suffix="tfrecord",
+                template=tfds.core.naming.DEFAULT_FILENAME_TEMPLATE,
+            ),
+            check_data=False,
+            supervised_keys=("image", "segmentation_mask"),
+            metadata=metadata,
             description=f"Labelled micrographs written by `micronet-tf dataset`; classes: "
-                        f"{class_map.describe()}.")
+            f"{class_map.describe()}.",
+        )
         _replace(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -275,8 +346,11 @@ def write_segmentation_tfds(
             with contextlib.suppress(OSError):
                 folder.rmdir()
         raise
-    logger.info("%s: %s", target, ", ".join(f"{i.name} {i.num_examples} examples in "
-                                            f"{i.num_shards} shard(s)" for i in infos))
+    logger.info(
+        "%s: %s",
+        target,
+        ", ".join(f"{i.name} {i.num_examples} examples in {i.num_shards} shard(s)" for i in infos),
+    )
     return target
 
 
@@ -298,6 +372,7 @@ def _replace(staging: Path, target: Path) -> None:
 
 # -- reading -------------------------------------------------------------------------------
 
+
 def _version_dir(path_or_name: str | os.PathLike, data_dir: str | os.PathLike | None) -> Path:
     import tensorflow_datasets as tfds
 
@@ -305,21 +380,30 @@ def _version_dir(path_or_name: str | os.PathLike, data_dir: str | os.PathLike | 
     if (path / "dataset_info.json").is_file():
         return path
     if path.is_dir():
-        versions = [p for p in path.iterdir() if p.is_dir()
-                    and tfds.core.Version.is_valid(p.name) and (p / "dataset_info.json").is_file()]
+        versions = [
+            p
+            for p in path.iterdir()
+            if p.is_dir()
+            and tfds.core.Version.is_valid(p.name)
+            and (p / "dataset_info.json").is_file()
+        ]
         if versions:
             return max(versions, key=lambda p: tfds.core.Version(p.name))
     why = "does not exist" if not path.exists() else "holds no dataset_info.json"
-    hint = "" if data_dir is not None or path.exists() else (
-        "; for a dataset name, also pass data_dir (the --out of `micronet-tf dataset`)")
+    hint = (
+        ""
+        if data_dir is not None or path.exists()
+        else ("; for a dataset name, also pass data_dir (the --out of `micronet-tf dataset`)")
+    )
     raise FileNotFoundError(
         f"dataset {str(path)!r} {why}: expected a dataset written by `micronet-tf dataset`, "
-        f"the folder OUT/NAME or OUT/NAME/{VERSION} (the one holding dataset_info.json){hint}")
+        f"the folder OUT/NAME or OUT/NAME/{VERSION} (the one holding dataset_info.json){hint}"
+    )
 
 
-def load_segmentation_tfds_info(path_or_name: str | os.PathLike,
-                                data_dir: str | os.PathLike | None = None
-                                ) -> SegmentationTfdsInfo:
+def load_segmentation_tfds_info(
+    path_or_name: str | os.PathLike, data_dir: str | os.PathLike | None = None
+) -> SegmentationTfdsInfo:
     """The class map, ``keep_orientation``, splits and sources of a dataset written by
     :func:`write_segmentation_tfds`: ``path_or_name`` is ``OUT/<name>`` or
     ``OUT/<name>/<version>``, or ``<name>`` with ``data_dir=OUT``."""
@@ -329,24 +413,36 @@ def load_segmentation_tfds_info(path_or_name: str | os.PathLike,
     builder = tfds.builder_from_directory(path)
     record = dict(builder.info.metadata or {}).get(METADATA_KEY)
     if not isinstance(record, dict) or "class_map" not in record:
-        raise ValueError(f"dataset {str(path)!r} is a TFDS dataset but not one written by "
-                         "`micronet-tf dataset` (its metadata.json has no class map)")
+        raise ValueError(
+            f"dataset {str(path)!r} is a TFDS dataset but not one written by "
+            "`micronet-tf dataset` (its metadata.json has no class map)"
+        )
     if record.get("format", FORMAT) > FORMAT:
-        raise ValueError(f"dataset {str(path)!r} was written by a newer micronet-tf (format "
-                         f"{record['format']}); upgrade micronet-tf to read it")
+        raise ValueError(
+            f"dataset {str(path)!r} was written by a newer micronet-tf (format "
+            f"{record['format']}); upgrade micronet-tf to read it"
+        )
     splits = builder.info.splits
     return SegmentationTfdsInfo(
-        path=path, name=builder.info.name, version=str(builder.info.version),
+        path=path,
+        name=builder.info.name,
+        version=str(builder.info.version),
         class_map=ClassMap.from_json(record["class_map"]),
         keep_orientation=bool(record.get("keep_orientation", False)),
         splits={s: splits[s].num_examples for s in splits},
         shards={s: splits[s].num_shards for s in splits},
-        sources={s: list(v) for s, v in record.get("sources", {}).items()})
+        sources={s: list(v) for s, v in record.get("sources", {}).items()},
+    )
 
 
-def load_segmentation_tfds_split(path: str | os.PathLike, split: str, *,
-                                 data_dir: str | os.PathLike | None = None,
-                                 shuffle_files: bool = False, read_config=None):
+def load_segmentation_tfds_split(
+    path: str | os.PathLike,
+    split: str,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    shuffle_files: bool = False,
+    read_config=None,
+):
     """A split (``"train"``, ``"validation[:50%]"``, ...) of a dataset written by
     :func:`write_segmentation_tfds`, as ``tfds.load`` gives it: ``{"image": uint8 HxWx3,
     "segmentation_mask": uint8 HxWx1, "image/filename": string}``. ``read_config`` is TFDS's
@@ -357,6 +453,8 @@ def load_segmentation_tfds_split(path: str | os.PathLike, split: str, *,
     builder = tfds.builder_from_directory(version_dir)
     base = re.split(r"[\[+]", split, maxsplit=1)[0].strip()
     if base not in builder.info.splits:
-        raise ValueError(f"split={split!r}: dataset {str(version_dir)!r} has the splits "
-                         f"{', '.join(builder.info.splits)}")
+        raise ValueError(
+            f"split={split!r}: dataset {str(version_dir)!r} has the splits "
+            f"{', '.join(builder.info.splits)}"
+        )
     return builder.as_dataset(split=split, shuffle_files=shuffle_files, read_config=read_config)

@@ -27,8 +27,10 @@ def load_folder_pairs(
     if mask_format not in MASK_FORMATS:
         raise ValueError(f"mask_format={mask_format!r}: expected one of {MASK_FORMATS}")
     if mask_format == "rgb" and not isinstance(classes, Mapping):
-        raise TypeError("mask_format='rgb' needs classes as {name: (r, g, b) or None}, "
-                        f"got {type(classes).__name__}")
+        raise TypeError(
+            "mask_format='rgb' needs classes as {name: (r, g, b) or None}, "
+            f"got {type(classes).__name__}"
+        )
     if not classes:
         raise ValueError("classes is empty; name at least one class")
     images_dir, masks_dir = Path(images_dir), Path(masks_dir)
@@ -38,8 +40,10 @@ def load_folder_pairs(
     pairing = pair_names(os.listdir(images_dir), os.listdir(masks_dir))
     pairing.check(f"{images_dir} / {masks_dir}", on_unpaired)
     if not pairing.pairs:
-        raise ValueError(f"no image / mask pairs in {images_dir} and {masks_dir}; masks are "
-                         "named like their image, or <image name>_mask.<ext>")
+        raise ValueError(
+            f"no image / mask pairs in {images_dir} and {masks_dir}; masks are "
+            "named like their image, or <image name>_mask.<ext>"
+        )
     examples = []
     for image_name, mask_name in pairing.pairs:
         image = _decode.read_rgb(images_dir / image_name)
@@ -49,21 +53,32 @@ def load_folder_pairs(
         else:
             mask = _decode.index_mask(raw, len(classes), mask_name)
         _decode.check_same_size(image, mask, image_name, mask_name)
-        examples.append({"image": image, "segmentation_mask": mask[..., None],
-                         "image/filename": image_name, "mask/filename": mask_name})
+        examples.append(
+            {
+                "image": image,
+                "segmentation_mask": mask[..., None],
+                "image/filename": image_name,
+                "mask/filename": mask_name,
+            }
+        )
     return examples
 
 
-def describe_pairs(images_dir: str | os.PathLike, masks_dir: str | os.PathLike,
-                   examples: Sequence[dict]) -> list[dict[str, str]]:
+def describe_pairs(
+    images_dir: str | os.PathLike, masks_dir: str | os.PathLike, examples: Sequence[dict]
+) -> list[dict[str, str]]:
     """What a run records of its data: each pair's file names and sha256."""
     from micronet_tf._download import sha256_of
 
-    return [{"image": e["image/filename"],
-             "image_sha256": sha256_of(Path(images_dir) / e["image/filename"]),
-             "mask": e["mask/filename"],
-             "mask_sha256": sha256_of(Path(masks_dir) / e["mask/filename"])}
-            for e in examples]
+    return [
+        {
+            "image": e["image/filename"],
+            "image_sha256": sha256_of(Path(images_dir) / e["image/filename"]),
+            "mask": e["mask/filename"],
+            "mask_sha256": sha256_of(Path(masks_dir) / e["mask/filename"]),
+        }
+        for e in examples
+    ]
 
 
 # The held-out validation block of each image: its right-most columns, full height (so that a
@@ -71,30 +86,40 @@ def describe_pairs(images_dir: str | os.PathLike, masks_dir: str | os.PathLike,
 MIN_HOLD_OUT = 32
 
 
-def hold_out_strip(examples: Sequence[dict], fraction: float
-                   ) -> tuple[list[dict], list[dict]]:
+def hold_out_strip(examples: Sequence[dict], fraction: float) -> tuple[list[dict], list[dict]]:
     """Split each example into a training part (left) and a validation strip (right) of
     ``fraction`` of its width, hence of its area: ``(train, validation)`` examples. Training
     crops and augmentations only ever see the training parts, so nothing leaks."""
     if not 0 < fraction <= 0.5:
-        raise ValueError(f"val_fraction={fraction!r}: expected a fraction of each image's "
-                         "area in (0, 0.5], e.g. 0.2")
+        raise ValueError(
+            f"val_fraction={fraction!r}: expected a fraction of each image's "
+            "area in (0, 0.5], e.g. 0.2"
+        )
     train, validation = [], []
     for example in examples:
         width = example["image"].shape[1]
         strip = max(MIN_HOLD_OUT, int(round(fraction * width)))
         if width - strip < MIN_HOLD_OUT:
-            raise ValueError(f"val_fraction={fraction}: image {example['image/filename']!r} "
-                             f"is {width} pixels wide, too narrow to hold out a strip; give "
-                             "validation images instead")
+            raise ValueError(
+                f"val_fraction={fraction}: image {example['image/filename']!r} "
+                f"is {width} pixels wide, too narrow to hold out a strip; give "
+                "validation images instead"
+            )
         cut = width - strip
         name = example["image/filename"]
-        for part, columns, suffix in ((train, slice(0, cut), ""),
-                                      (validation, slice(cut, width), " [held out]")):
-            part.append({**example, "image": example["image"][:, columns],
-                         "segmentation_mask": example["segmentation_mask"][:, columns],
-                         "image/filename": name + suffix, "columns": (columns.start,
-                                                                     columns.stop)})
+        for part, columns, suffix in (
+            (train, slice(0, cut), ""),
+            (validation, slice(cut, width), " [held out]"),
+        ):
+            part.append(
+                {
+                    **example,
+                    "image": example["image"][:, columns],
+                    "segmentation_mask": example["segmentation_mask"][:, columns],
+                    "image/filename": name + suffix,
+                    "columns": (columns.start, columns.stop),
+                }
+            )
     return train, validation
 
 
@@ -109,7 +134,8 @@ def dataset_from_examples(examples: Sequence[dict]):
     }
     keys = tuple(signature)
     dataset = tf.data.Dataset.from_generator(
-        lambda: ({k: e[k] for k in keys} for e in examples), output_signature=signature)
+        lambda: ({k: e[k] for k in keys} for e in examples), output_signature=signature
+    )
     return dataset.apply(tf.data.experimental.assert_cardinality(len(examples)))
 
 
@@ -128,5 +154,6 @@ def segmentation_dataset_from_folders(
     every other colour). ``"index"``: ``classes`` lists the names of mask values 0, 1, ...
     Everything is read and checked up front (unpaired files, stray colours, size mismatches).
     """
-    return dataset_from_examples(load_folder_pairs(images_dir, masks_dir, classes, mask_format,
-                                                   on_unpaired=on_unpaired))
+    return dataset_from_examples(
+        load_folder_pairs(images_dir, masks_dir, classes, mask_format, on_unpaired=on_unpaired)
+    )

@@ -54,8 +54,10 @@ def _as_pair(*element):
     elif len(element) == 2:
         image, mask = element
     else:
-        raise ValueError("expected dataset elements {'image', 'segmentation_mask', ...} or "
-                         f"(image, mask) pairs, got {len(element)} components")
+        raise ValueError(
+            "expected dataset elements {'image', 'segmentation_mask', ...} or "
+            f"(image, mask) pairs, got {len(element)} components"
+        )
     if image.dtype != tf.uint8:  # 16-bit / float input: scaled by its range, like TFDS does
         image = tf.image.convert_image_dtype(image, tf.uint8, saturate=True)
     if image.shape.rank == 3 and image.shape[-1] == 1:
@@ -73,8 +75,9 @@ def _normalizer(normalization: str | tuple | None) -> Callable[[tf.Tensor], tf.T
     elif isinstance(normalization, tuple) and len(normalization) == 2:
         mean, std = (np.asarray(v, np.float32) for v in normalization)
     else:
-        raise ValueError(f"normalization={normalization!r}: expected 'imagenet', None or "
-                         "a (mean, std) pair")
+        raise ValueError(
+            f"normalization={normalization!r}: expected 'imagenet', None or a (mean, std) pair"
+        )
     mean, std = tf.constant(mean, tf.float32), tf.constant(std, tf.float32)
     return lambda image: (tf.cast(image, tf.float32) / 255.0 - mean) / std
 
@@ -84,8 +87,10 @@ def _targeter(classes: int | Sequence[int]) -> Callable[[tf.Tensor], tf.Tensor]:
     per listed class index (a single index: one binary channel)."""
     if isinstance(classes, int):
         if classes < 2:
-            raise ValueError(f"classes={classes}: one-hot needs >= 2 classes; for a binary "
-                             "target pass the foreground index as a list, e.g. classes=[1]")
+            raise ValueError(
+                f"classes={classes}: one-hot needs >= 2 classes; for a binary "
+                "target pass the foreground index as a list, e.g. classes=[1]"
+            )
         return lambda mask: tf.one_hot(tf.cast(mask[..., 0], tf.int32), classes, dtype=tf.float32)
     values = [int(c) for c in classes]
     if not values:
@@ -102,8 +107,10 @@ def _make_augment(augment, crop: int | None, keep_orientation: bool) -> Callable
         return paper_augmentation(crop, keep_orientation=keep_orientation)
     if augment in ("none", None):
         return crop_only(crop)
-    raise ValueError(f"augment={augment!r}: expected 'paper', 'none' or a callable "
-                     "(an albumentations transform, or f(image, mask) -> (image, mask))")
+    raise ValueError(
+        f"augment={augment!r}: expected 'paper', 'none' or a callable "
+        "(an albumentations transform, or f(image, mask) -> (image, mask))"
+    )
 
 
 def make_segmentation_pipeline(
@@ -149,8 +156,9 @@ def make_segmentation_pipeline(
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
 
         def apply(pair, sample_seed):
-            image, mask = tf.numpy_function(augmenter, [pair[0], pair[1], sample_seed],
-                                            [tf.uint8, tf.uint8], stateful=False)
+            image, mask = tf.numpy_function(
+                augmenter, [pair[0], pair[1], sample_seed], [tf.uint8, tf.uint8], stateful=False
+            )
             image.set_shape((crop, crop, 3))
             mask.set_shape((crop, crop, 1))
             return image, mask
@@ -159,8 +167,11 @@ def make_segmentation_pipeline(
             apply, num_parallel_calls=autotune, deterministic=deterministic
         )
     if training and crop is not None:
-        ds = ds.map(lambda image, mask: (normalize(image), targets(mask)),
-                    num_parallel_calls=autotune, deterministic=deterministic)
+        ds = ds.map(
+            lambda image, mask: (normalize(image), targets(mask)),
+            num_parallel_calls=autotune,
+            deterministic=deterministic,
+        )
         return ds.batch(batch_size).prefetch(autotune)
 
     def pad(image, mask):

@@ -39,8 +39,18 @@ _OUTPUT_STRIDES = (8, 16, 32)
 MAX_DEPTH = 5
 # Every public module of this package is one encoder family that registers its variants on
 # import; they are imported in NASA's order (which list_encoders() keeps), others after.
-_FAMILY_ORDER = ("resnet", "senet", "densenet", "dpn", "efficientnet", "inceptionv4",
-                 "inceptionresnetv2", "xception", "mobilenet", "vgg")
+_FAMILY_ORDER = (
+    "resnet",
+    "senet",
+    "densenet",
+    "dpn",
+    "efficientnet",
+    "inceptionv4",
+    "inceptionresnetv2",
+    "xception",
+    "mobilenet",
+    "vgg",
+)
 
 
 def _import_families() -> None:
@@ -101,9 +111,13 @@ def _check_dilatable(spec: EncoderSpec, output_stride: int) -> dict[int, int]:
     return dilations
 
 
-def _all_outputs(spec: EncoderSpec, inputs: keras.KerasTensor, dilations: dict[int, int],
-                 options: Mapping[str, Any] | None = None,
-                 **params: Any) -> list[keras.KerasTensor]:
+def _all_outputs(
+    spec: EncoderSpec,
+    inputs: keras.KerasTensor,
+    dilations: dict[int, int],
+    options: Mapping[str, Any] | None = None,
+    **params: Any,
+) -> list[keras.KerasTensor]:
     """The six outputs of smp's depth-5 ``forward`` (stride 1 or the input, then 2..32)."""
     params = {**spec.params, **params, **spec.resolve_options(options)}
     with dilation_plan(dilations):
@@ -159,8 +173,7 @@ def get_encoder(
     apply_weights(
         model,
         weights,
-        ignore_prefixes=(*spec.encoder_ignored_prefixes,
-                         *_unbuilt_layers(inputs, outputs, depth)),
+        ignore_prefixes=(*spec.encoder_ignored_prefixes, *_unbuilt_layers(inputs, outputs, depth)),
         renames=spec.key_renames,
         encoder=name,
     )
@@ -204,6 +217,12 @@ def get_classifier(
     features = _all_outputs(spec, inputs, {}, options, **spec.classifier_params)
     logits = spec.classifier_head(features[-1], classes)
     model = keras.Model(inputs, logits, name=model_name or f"{name}_classifier")
-    apply_weights(model, weights, optional_prefixes=spec.head_prefixes,
-                  ignore_prefixes=spec.ignored_prefixes, renames=spec.key_renames, encoder=name)
+    apply_weights(
+        model,
+        weights,
+        optional_prefixes=spec.head_prefixes,
+        ignore_prefixes=spec.ignored_prefixes,
+        renames=spec.key_renames,
+        encoder=name,
+    )
     return model

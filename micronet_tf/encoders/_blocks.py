@@ -153,8 +153,14 @@ def conv2d(
     x, keras_padding = _padded(x, kernel, strides_, padding, dilation_, name)
     conv_cls = GroupedConv2D if groups > 1 else layers.Conv2D
     return conv_cls(
-        filters, kernel, strides=strides_, padding=keras_padding, dilation_rate=dilation_,
-        groups=groups, use_bias=use_bias, name=name,
+        filters,
+        kernel,
+        strides=strides_,
+        padding=keras_padding,
+        dilation_rate=dilation_,
+        groups=groups,
+        use_bias=use_bias,
+        name=name,
     )(x)
 
 
@@ -173,8 +179,12 @@ def depthwise_conv2d(
     strides_, padding, dilation_ = _dilated(kernel, strides_, padding, dilation_)
     x, keras_padding = _padded(x, kernel, strides_, padding, dilation_, name)
     return layers.DepthwiseConv2D(
-        kernel, strides=strides_, padding=keras_padding, dilation_rate=dilation_,
-        use_bias=use_bias, name=name,
+        kernel,
+        strides=strides_,
+        padding=keras_padding,
+        dilation_rate=dilation_,
+        use_bias=use_bias,
+        name=name,
     )(x)
 
 
@@ -182,7 +192,10 @@ def depthwise_conv2d(
 
 
 def batch_norm(
-    x: keras.KerasTensor, *, name: str, epsilon: float = TORCH_BN_EPSILON,
+    x: keras.KerasTensor,
+    *,
+    name: str,
+    epsilon: float = TORCH_BN_EPSILON,
     momentum: float = TORCH_BN_MOMENTUM,
 ) -> keras.KerasTensor:
     """``torch.nn.BatchNorm2d(eps=epsilon, momentum=momentum)`` over the channels-last axis.

@@ -75,14 +75,15 @@ class EncoderSpec:
         unknown = sorted(set(options) - set(self.options))
         if unknown:
             valid = ", ".join(f"{k}={v!r}" for k, v in self.options.items()) or "none"
-            raise ValueError(f"encoder {self.name!r} has no option {unknown}; its options: "
-                             f"{valid}")
+            raise ValueError(f"encoder {self.name!r} has no option {unknown}; its options: {valid}")
         resolved = {}
         for key, allowed in self.options.items():
             value = options.get(key, allowed[0])
             if value not in allowed:
-                raise ValueError(f"encoder {self.name!r}: {key}={value!r}; expected one of "
-                                 f"{list(allowed)} (default {allowed[0]!r})")
+                raise ValueError(
+                    f"encoder {self.name!r}: {key}={value!r}; expected one of "
+                    f"{list(allowed)} (default {allowed[0]!r})"
+                )
             resolved[key] = value
         return resolved
 

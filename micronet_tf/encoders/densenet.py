@@ -16,8 +16,11 @@ from micronet_tf.encoders._registry import EncoderSpec, register_encoder
 _BN_SIZE = 4  # torchvision's bottleneck width factor (bn_size)
 # smp's DenseNetEncoder.load_state_dict: old torchvision checkpoints name "norm.1", not "norm1".
 _LEGACY_KEYS = (
-    (r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|"
-     r"running_var))$", r"\1\2"),
+    (
+        r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|"
+        r"running_var))$",
+        r"\1\2",
+    ),
 )
 
 
@@ -29,8 +32,9 @@ def _dense_layer(x: keras.KerasTensor, growth_rate: int, *, name: str) -> keras.
     return conv2d(out, growth_rate, 3, padding=1, name=f"{name}.conv2")
 
 
-def _dense_block(x: keras.KerasTensor, layers_in_block: int, growth_rate: int, *,
-                 name: str) -> keras.KerasTensor:
+def _dense_block(
+    x: keras.KerasTensor, layers_in_block: int, growth_rate: int, *, name: str
+) -> keras.KerasTensor:
     """``_DenseBlock``: each layer sees the concatenation of the block input and all earlier
     layers' maps, in that order; the block returns that concatenation with the last one."""
     for index in range(1, layers_in_block + 1):
@@ -73,8 +77,9 @@ def densenet_head(x: keras.KerasTensor, classes: int) -> keras.KerasTensor:
     return layers.Dense(classes, name="classifier")(x)
 
 
-def _register(name: str, num_init_features: int, growth_rate: int,
-              block_config: tuple[int, int, int, int]) -> None:
+def _register(
+    name: str, num_init_features: int, growth_rate: int, block_config: tuple[int, int, int, int]
+) -> None:
     channels = [num_init_features]
     for block, layers_in_block in enumerate(block_config, 1):
         channels.append(channels[-1] + layers_in_block * growth_rate)
@@ -87,8 +92,11 @@ def _register(name: str, num_init_features: int, growth_rate: int,
             name=name,
             family="densenet",
             build=build_densenet_features,
-            params={"num_init_features": num_init_features, "growth_rate": growth_rate,
-                    "block_config": block_config},
+            params={
+                "num_init_features": num_init_features,
+                "growth_rate": growth_rate,
+                "block_config": block_config,
+            },
             out_channels=out_channels,
             classifier_head=densenet_head,
             head_prefixes=("classifier",),

@@ -39,8 +39,15 @@ BN_MOMENTUM = 0.01  # PyTorch's (efficientnet-pytorch: 1 - TensorFlow's 0.99)
 DROP_CONNECT_RATE = 0.2  # of the last block; block i drops with rate 0.2 * i / len(blocks)
 SE_RATIO = 0.25
 # b0's groups: (kernel, first stride, expand ratio, output channels, repeats); input 32.
-_BASE_GROUPS = ((3, 1, 1, 16, 1), (3, 2, 6, 24, 2), (5, 2, 6, 40, 2), (3, 2, 6, 80, 3),
-                (5, 1, 6, 112, 3), (5, 2, 6, 192, 4), (3, 1, 6, 320, 1))
+_BASE_GROUPS = (
+    (3, 1, 1, 16, 1),
+    (3, 2, 6, 24, 2),
+    (5, 2, 6, 40, 2),
+    (3, 2, 6, 80, 3),
+    (5, 1, 6, 112, 3),
+    (5, 2, 6, 192, 4),
+    (3, 1, 6, 320, 1),
+)
 _STEM_CHANNELS = 32
 _HEAD_CHANNELS = 1280
 # name: (width, depth coefficient, nominal image size, head dropout, smp's out_indexes).
@@ -118,8 +125,10 @@ def depthwise_image_sizes(name: str, padding: str) -> list[int]:
 
 def depthwise_paddings(name: str, padding: str) -> list[Pads]:
     """Each block's depthwise padding ``((top, bottom), (left, right))`` (undilated)."""
-    return [same_padding(size, block.kernel, block.stride)
-            for size, block in zip(depthwise_image_sizes(name, padding), block_args(name))]
+    return [
+        same_padding(size, block.kernel, block.stride)
+        for size, block in zip(depthwise_image_sizes(name, padding), block_args(name))
+    ]
 
 
 def differing_blocks(name: str) -> dict[int, tuple[Pads, Pads]]:
@@ -182,8 +191,9 @@ def _squeeze_excite(x: keras.KerasTensor, squeezed: int, *, name: str) -> keras.
     return layers.Multiply(name=f"{name}.se_scale")([s, x])
 
 
-def _mbconv(x: keras.KerasTensor, block: BlockArgs, *, padding: Pads, drop_rate: float,
-            name: str) -> keras.KerasTensor:
+def _mbconv(
+    x: keras.KerasTensor, block: BlockArgs, *, padding: Pads, drop_rate: float, name: str
+) -> keras.KerasTensor:
     """``MBConvBlock``: [1x1 expand, BN, swish], depthwise k x k (static padding), BN, swish,
     squeeze-excite on ``int(in * 0.25)`` channels of the block *input*, 1x1 project, BN,
     [drop connect + identity]."""
@@ -191,8 +201,9 @@ def _mbconv(x: keras.KerasTensor, block: BlockArgs, *, padding: Pads, drop_rate:
     if block.expand != 1:
         x = conv2d(x, expanded, 1, name=f"{name}._expand_conv")
         x = _bn_swish(x, name=f"{name}._bn0")
-    x = depthwise_conv2d(x, block.kernel, strides=block.stride, padding=padding,
-                         name=f"{name}._depthwise_conv")
+    x = depthwise_conv2d(
+        x, block.kernel, strides=block.stride, padding=padding, name=f"{name}._depthwise_conv"
+    )
     x = _bn_swish(x, name=f"{name}._bn1")
     x = _squeeze_excite(x, max(1, int(block.in_channels * SE_RATIO)), name=name)
     x = conv2d(x, block.out_channels, 1, name=f"{name}._project_conv")
@@ -219,15 +230,22 @@ def build_efficientnet_features(
     """Feature maps at strides 2..32, as smp's ``EfficientNetEncoder.forward`` returns them
     (0.6.3's static paddings for ``padding="micronet"``, smp 0.6.0's for ``"smp"``)."""
     width, _, image_size, _, out_indexes = VARIANTS[variant]
-    x = conv2d(inputs, round_filters(_STEM_CHANNELS, width), 3, strides=2,
-               padding=same_padding(image_size, 3, 2), name="_conv_stem")
+    x = conv2d(
+        inputs,
+        round_filters(_STEM_CHANNELS, width),
+        3,
+        strides=2,
+        padding=same_padding(image_size, 3, 2),
+        name="_conv_stem",
+    )
     x = _bn_swish(x, name="_bn0")
     features, rates = [x], drop_connect_rates(variant)
     blocks, paddings = block_args(variant), depthwise_paddings(variant, padding)
     for index, (block, pads) in enumerate(zip(blocks, paddings)):
         with encoder_stage(_stage_of(index, out_indexes)):
-            x = _mbconv(x, block, padding=pads, drop_rate=rates.get(index, 0.0),
-                        name=f"_blocks.{index}")
+            x = _mbconv(
+                x, block, padding=pads, drop_rate=rates.get(index, 0.0), name=f"_blocks.{index}"
+            )
         if index in out_indexes:
             features.append(x)
     return features
@@ -250,8 +268,7 @@ def efficientnet_head(name: str) -> HeadBuilder:
 
 def _out_channels(name: str) -> tuple[int, ...]:
     blocks, width, out_indexes = block_args(name), VARIANTS[name][0], VARIANTS[name][4]
-    return (3, round_filters(_STEM_CHANNELS, width),
-            *(blocks[i].out_channels for i in out_indexes))
+    return (3, round_filters(_STEM_CHANNELS, width), *(blocks[i].out_channels for i in out_indexes))
 
 
 for _name in VARIANTS:

@@ -18,47 +18,80 @@ from micronet_tf.encoders._registry import EncoderSpec, register_encoder
 from micronet_tf.encoders.inceptionv4 import InceptionOps, branch_avg_pool, concat
 
 
-def _residual(x: keras.KerasTensor, branches: list[keras.KerasTensor], *, scale: float,
-              name: str, activate: bool = True) -> keras.KerasTensor:
+def _residual(
+    x: keras.KerasTensor,
+    branches: list[keras.KerasTensor],
+    *,
+    scale: float,
+    name: str,
+    activate: bool = True,
+) -> keras.KerasTensor:
     """``out = conv2d(cat(branches)) * scale + x``, then ReLU unless ``activate`` is off."""
-    out = conv2d(concat(branches, name=name), x.shape[-1], 1, use_bias=True,
-                 name=f"{name}.conv2d")
+    out = conv2d(concat(branches, name=name), x.shape[-1], 1, use_bias=True, name=f"{name}.conv2d")
     out = layers.Rescaling(scale, name=f"{name}.scale")(out)
     out = layers.Add(name=f"{name}.add")([out, x])
     return relu(out, name=f"{name}.relu") if activate else out
 
 
-def _block35(ops: InceptionOps, x: keras.KerasTensor, *, scale: float,
-             name: str) -> keras.KerasTensor:
-    return _residual(x, [
-        ops.conv(x, 32, 1, name=f"{name}.branch0"),
-        ops.chain(x, [(32, 1, 1, 0), (32, 3, 1, 1)], name=f"{name}.branch1"),
-        ops.chain(x, [(32, 1, 1, 0), (48, 3, 1, 1), (64, 3, 1, 1)], name=f"{name}.branch2"),
-    ], scale=scale, name=name)
+def _block35(
+    ops: InceptionOps, x: keras.KerasTensor, *, scale: float, name: str
+) -> keras.KerasTensor:
+    return _residual(
+        x,
+        [
+            ops.conv(x, 32, 1, name=f"{name}.branch0"),
+            ops.chain(x, [(32, 1, 1, 0), (32, 3, 1, 1)], name=f"{name}.branch1"),
+            ops.chain(x, [(32, 1, 1, 0), (48, 3, 1, 1), (64, 3, 1, 1)], name=f"{name}.branch2"),
+        ],
+        scale=scale,
+        name=name,
+    )
 
 
-def _block17(ops: InceptionOps, x: keras.KerasTensor, *, scale: float,
-             name: str) -> keras.KerasTensor:
-    return _residual(x, [
-        ops.conv(x, 192, 1, name=f"{name}.branch0"),
-        ops.chain(x, [(128, 1, 1, 0), (160, (1, 7), 1, (0, 3)), (192, (7, 1), 1, (3, 0))],
-                  name=f"{name}.branch1"),
-    ], scale=scale, name=name)
+def _block17(
+    ops: InceptionOps, x: keras.KerasTensor, *, scale: float, name: str
+) -> keras.KerasTensor:
+    return _residual(
+        x,
+        [
+            ops.conv(x, 192, 1, name=f"{name}.branch0"),
+            ops.chain(
+                x,
+                [(128, 1, 1, 0), (160, (1, 7), 1, (0, 3)), (192, (7, 1), 1, (3, 0))],
+                name=f"{name}.branch1",
+            ),
+        ],
+        scale=scale,
+        name=name,
+    )
 
 
-def _block8(ops: InceptionOps, x: keras.KerasTensor, *, scale: float, name: str,
-            activate: bool = True) -> keras.KerasTensor:
-    return _residual(x, [
-        ops.conv(x, 192, 1, name=f"{name}.branch0"),
-        ops.chain(x, [(192, 1, 1, 0), (224, (1, 3), 1, (0, 1)), (256, (3, 1), 1, (1, 0))],
-                  name=f"{name}.branch1"),
-    ], scale=scale, activate=activate, name=name)
+def _block8(
+    ops: InceptionOps, x: keras.KerasTensor, *, scale: float, name: str, activate: bool = True
+) -> keras.KerasTensor:
+    return _residual(
+        x,
+        [
+            ops.conv(x, 192, 1, name=f"{name}.branch0"),
+            ops.chain(
+                x,
+                [(192, 1, 1, 0), (224, (1, 3), 1, (0, 1)), (256, (3, 1), 1, (1, 0))],
+                name=f"{name}.branch1",
+            ),
+        ],
+        scale=scale,
+        activate=activate,
+        name=name,
+    )
 
 
 # The residual stacks (nn.Sequential module path -> block, count, scale); after repeat_2
 # comes block8 = Block8(scale 1.0, noReLU=True).
-_STACKS = {"repeat": (_block35, 10, 0.17), "repeat_1": (_block17, 20, 0.10),
-           "repeat_2": (_block8, 9, 0.20)}
+_STACKS = {
+    "repeat": (_block35, 10, 0.17),
+    "repeat_1": (_block17, 20, 0.10),
+    "repeat_2": (_block8, 9, 0.20),
+}
 
 
 def _stack(ops: InceptionOps, x: keras.KerasTensor, path: str) -> keras.KerasTensor:
@@ -70,33 +103,43 @@ def _stack(ops: InceptionOps, x: keras.KerasTensor, path: str) -> keras.KerasTen
 
 def _mixed_5b(ops: InceptionOps, x: keras.KerasTensor, *, name: str) -> keras.KerasTensor:
     pooled = branch_avg_pool(x, name=f"{name}.branch3.0")
-    return concat([
-        ops.conv(x, 96, 1, name=f"{name}.branch0"),
-        ops.chain(x, [(48, 1, 1, 0), (64, 5, 1, 2)], name=f"{name}.branch1"),
-        ops.chain(x, [(64, 1, 1, 0), (96, 3, 1, 1), (96, 3, 1, 1)], name=f"{name}.branch2"),
-        ops.chain(pooled, [(64, 1, 1, 0)], name=f"{name}.branch3", first_index=1),
-    ], name=name)
+    return concat(
+        [
+            ops.conv(x, 96, 1, name=f"{name}.branch0"),
+            ops.chain(x, [(48, 1, 1, 0), (64, 5, 1, 2)], name=f"{name}.branch1"),
+            ops.chain(x, [(64, 1, 1, 0), (96, 3, 1, 1), (96, 3, 1, 1)], name=f"{name}.branch2"),
+            ops.chain(pooled, [(64, 1, 1, 0)], name=f"{name}.branch3", first_index=1),
+        ],
+        name=name,
+    )
 
 
 def _mixed_6a(ops: InceptionOps, x: keras.KerasTensor, *, name: str) -> keras.KerasTensor:
-    return concat([
-        ops.conv(x, 384, 3, strides=2, name=f"{name}.branch0"),
-        ops.chain(x, [(256, 1, 1, 0), (256, 3, 1, 1), (384, 3, 2, 0)], name=f"{name}.branch1"),
-        ops.max_pool(x, name=f"{name}.branch2"),
-    ], name=name)
+    return concat(
+        [
+            ops.conv(x, 384, 3, strides=2, name=f"{name}.branch0"),
+            ops.chain(x, [(256, 1, 1, 0), (256, 3, 1, 1), (384, 3, 2, 0)], name=f"{name}.branch1"),
+            ops.max_pool(x, name=f"{name}.branch2"),
+        ],
+        name=name,
+    )
 
 
 def _mixed_7a(ops: InceptionOps, x: keras.KerasTensor, *, name: str) -> keras.KerasTensor:
-    return concat([
-        ops.chain(x, [(256, 1, 1, 0), (384, 3, 2, 0)], name=f"{name}.branch0"),
-        ops.chain(x, [(256, 1, 1, 0), (288, 3, 2, 0)], name=f"{name}.branch1"),
-        ops.chain(x, [(256, 1, 1, 0), (288, 3, 1, 1), (320, 3, 2, 0)], name=f"{name}.branch2"),
-        ops.max_pool(x, name=f"{name}.branch3"),
-    ], name=name)
+    return concat(
+        [
+            ops.chain(x, [(256, 1, 1, 0), (384, 3, 2, 0)], name=f"{name}.branch0"),
+            ops.chain(x, [(256, 1, 1, 0), (288, 3, 2, 0)], name=f"{name}.branch1"),
+            ops.chain(x, [(256, 1, 1, 0), (288, 3, 1, 1), (320, 3, 2, 0)], name=f"{name}.branch2"),
+            ops.max_pool(x, name=f"{name}.branch3"),
+        ],
+        name=name,
+    )
 
 
-def build_inceptionresnetv2_features(inputs: keras.KerasTensor, *,
-                                     smp_padding: bool) -> list[keras.KerasTensor]:
+def build_inceptionresnetv2_features(
+    inputs: keras.KerasTensor, *, smp_padding: bool
+) -> list[keras.KerasTensor]:
     """Feature maps at strides 2..32, as smp's ``InceptionResNetV2Encoder.forward`` returns
     them (``smp_padding=False``: the original network's trunk)."""
     ops = InceptionOps(smp_padding)

@@ -40,8 +40,16 @@ class InceptionOps:
 
     smp_padding: bool
 
-    def conv(self, x: keras.KerasTensor, filters: int, kernel: IntPair, *, name: str,
-             strides: int = 1, padding: Padding = 0) -> keras.KerasTensor:
+    def conv(
+        self,
+        x: keras.KerasTensor,
+        filters: int,
+        kernel: IntPair,
+        *,
+        name: str,
+        strides: int = 1,
+        padding: Padding = 0,
+    ) -> keras.KerasTensor:
         """``BasicConv2d``: conv (no bias) ``.conv`` -> BatchNorm (eps 1e-3) ``.bn`` -> ReLU."""
         if self.smp_padding and kernel in (3, (3, 3)):
             padding = 1
@@ -49,12 +57,14 @@ class InceptionOps:
         x = batch_norm(x, epsilon=BN_EPSILON, name=f"{name}.bn")
         return relu(x, name=f"{name}.relu")
 
-    def chain(self, x: keras.KerasTensor, steps: Sequence[ConvStep], *, name: str,
-              first_index: int = 0) -> keras.KerasTensor:
+    def chain(
+        self, x: keras.KerasTensor, steps: Sequence[ConvStep], *, name: str, first_index: int = 0
+    ) -> keras.KerasTensor:
         """An ``nn.Sequential`` of BasicConv2d, the i-th named ``{name}.{first_index + i}``."""
         for index, (filters, kernel, stride, padding) in enumerate(steps, first_index):
-            x = self.conv(x, filters, kernel, strides=stride, padding=padding,
-                          name=f"{name}.{index}")
+            x = self.conv(
+                x, filters, kernel, strides=stride, padding=padding, name=f"{name}.{index}"
+            )
         return x
 
     def max_pool(self, x: keras.KerasTensor, *, name: str) -> keras.KerasTensor:
@@ -81,68 +91,121 @@ Block = Callable[[InceptionOps, keras.KerasTensor, str], keras.KerasTensor]
 
 def _basic_conv(filters: int, kernel: int, strides: int = 1, padding: int = 0) -> Block:
     """A ``features.i`` that is one BasicConv2d (the stem)."""
-    return lambda ops, x, name: ops.conv(x, filters, kernel, strides=strides, padding=padding,
-                                         name=name)
+    return lambda ops, x, name: ops.conv(
+        x, filters, kernel, strides=strides, padding=padding, name=name
+    )
 
 
 def _mixed_3a(ops: InceptionOps, x: keras.KerasTensor, name: str) -> keras.KerasTensor:
     """cat(max pool, 3x3/2 conv): pool first."""
-    return concat([ops.max_pool(x, name=f"{name}.maxpool"),
-                   ops.conv(x, 96, 3, strides=2, name=f"{name}.conv")], name=name)
+    return concat(
+        [
+            ops.max_pool(x, name=f"{name}.maxpool"),
+            ops.conv(x, 96, 3, strides=2, name=f"{name}.conv"),
+        ],
+        name=name,
+    )
 
 
 def _mixed_4a(ops: InceptionOps, x: keras.KerasTensor, name: str) -> keras.KerasTensor:
-    return concat([
-        ops.chain(x, [(64, 1, 1, 0), (96, 3, 1, 0)], name=f"{name}.branch0"),
-        ops.chain(x, [(64, 1, 1, 0), (64, (1, 7), 1, (0, 3)), (64, (7, 1), 1, (3, 0)),
-                      (96, (3, 3), 1, 0)], name=f"{name}.branch1"),
-    ], name=name)
+    return concat(
+        [
+            ops.chain(x, [(64, 1, 1, 0), (96, 3, 1, 0)], name=f"{name}.branch0"),
+            ops.chain(
+                x,
+                [
+                    (64, 1, 1, 0),
+                    (64, (1, 7), 1, (0, 3)),
+                    (64, (7, 1), 1, (3, 0)),
+                    (96, (3, 3), 1, 0),
+                ],
+                name=f"{name}.branch1",
+            ),
+        ],
+        name=name,
+    )
 
 
 def _mixed_5a(ops: InceptionOps, x: keras.KerasTensor, name: str) -> keras.KerasTensor:
     """cat(3x3/2 conv, max pool): conv first."""
-    return concat([ops.conv(x, 192, 3, strides=2, name=f"{name}.conv"),
-                   ops.max_pool(x, name=f"{name}.maxpool")], name=name)
+    return concat(
+        [
+            ops.conv(x, 192, 3, strides=2, name=f"{name}.conv"),
+            ops.max_pool(x, name=f"{name}.maxpool"),
+        ],
+        name=name,
+    )
 
 
 def _inception_a(ops: InceptionOps, x: keras.KerasTensor, name: str) -> keras.KerasTensor:
     pooled = branch_avg_pool(x, name=f"{name}.branch3.0")
-    return concat([
-        ops.conv(x, 96, 1, name=f"{name}.branch0"),
-        ops.chain(x, [(64, 1, 1, 0), (96, 3, 1, 1)], name=f"{name}.branch1"),
-        ops.chain(x, [(64, 1, 1, 0), (96, 3, 1, 1), (96, 3, 1, 1)], name=f"{name}.branch2"),
-        ops.chain(pooled, [(96, 1, 1, 0)], name=f"{name}.branch3", first_index=1),
-    ], name=name)
+    return concat(
+        [
+            ops.conv(x, 96, 1, name=f"{name}.branch0"),
+            ops.chain(x, [(64, 1, 1, 0), (96, 3, 1, 1)], name=f"{name}.branch1"),
+            ops.chain(x, [(64, 1, 1, 0), (96, 3, 1, 1), (96, 3, 1, 1)], name=f"{name}.branch2"),
+            ops.chain(pooled, [(96, 1, 1, 0)], name=f"{name}.branch3", first_index=1),
+        ],
+        name=name,
+    )
 
 
 def _reduction_a(ops: InceptionOps, x: keras.KerasTensor, name: str) -> keras.KerasTensor:
-    return concat([
-        ops.conv(x, 384, 3, strides=2, name=f"{name}.branch0"),
-        ops.chain(x, [(192, 1, 1, 0), (224, 3, 1, 1), (256, 3, 2, 0)], name=f"{name}.branch1"),
-        ops.max_pool(x, name=f"{name}.branch2"),
-    ], name=name)
+    return concat(
+        [
+            ops.conv(x, 384, 3, strides=2, name=f"{name}.branch0"),
+            ops.chain(x, [(192, 1, 1, 0), (224, 3, 1, 1), (256, 3, 2, 0)], name=f"{name}.branch1"),
+            ops.max_pool(x, name=f"{name}.branch2"),
+        ],
+        name=name,
+    )
 
 
 def _inception_b(ops: InceptionOps, x: keras.KerasTensor, name: str) -> keras.KerasTensor:
     pooled = branch_avg_pool(x, name=f"{name}.branch3.0")
-    return concat([
-        ops.conv(x, 384, 1, name=f"{name}.branch0"),
-        ops.chain(x, [(192, 1, 1, 0), (224, (1, 7), 1, (0, 3)), (256, (7, 1), 1, (3, 0))],
-                  name=f"{name}.branch1"),
-        ops.chain(x, [(192, 1, 1, 0), (192, (7, 1), 1, (3, 0)), (224, (1, 7), 1, (0, 3)),
-                      (224, (7, 1), 1, (3, 0)), (256, (1, 7), 1, (0, 3))],
-                  name=f"{name}.branch2"),
-        ops.chain(pooled, [(128, 1, 1, 0)], name=f"{name}.branch3", first_index=1),
-    ], name=name)
+    return concat(
+        [
+            ops.conv(x, 384, 1, name=f"{name}.branch0"),
+            ops.chain(
+                x,
+                [(192, 1, 1, 0), (224, (1, 7), 1, (0, 3)), (256, (7, 1), 1, (3, 0))],
+                name=f"{name}.branch1",
+            ),
+            ops.chain(
+                x,
+                [
+                    (192, 1, 1, 0),
+                    (192, (7, 1), 1, (3, 0)),
+                    (224, (1, 7), 1, (0, 3)),
+                    (224, (7, 1), 1, (3, 0)),
+                    (256, (1, 7), 1, (0, 3)),
+                ],
+                name=f"{name}.branch2",
+            ),
+            ops.chain(pooled, [(128, 1, 1, 0)], name=f"{name}.branch3", first_index=1),
+        ],
+        name=name,
+    )
 
 
 def _reduction_b(ops: InceptionOps, x: keras.KerasTensor, name: str) -> keras.KerasTensor:
-    return concat([
-        ops.chain(x, [(192, 1, 1, 0), (192, 3, 2, 0)], name=f"{name}.branch0"),
-        ops.chain(x, [(256, 1, 1, 0), (256, (1, 7), 1, (0, 3)), (320, (7, 1), 1, (3, 0)),
-                      (320, 3, 2, 0)], name=f"{name}.branch1"),
-        ops.max_pool(x, name=f"{name}.branch2"),
-    ], name=name)
+    return concat(
+        [
+            ops.chain(x, [(192, 1, 1, 0), (192, 3, 2, 0)], name=f"{name}.branch0"),
+            ops.chain(
+                x,
+                [
+                    (256, 1, 1, 0),
+                    (256, (1, 7), 1, (0, 3)),
+                    (320, (7, 1), 1, (3, 0)),
+                    (320, 3, 2, 0),
+                ],
+                name=f"{name}.branch1",
+            ),
+            ops.max_pool(x, name=f"{name}.branch2"),
+        ],
+        name=name,
+    )
 
 
 def _inception_c(ops: InceptionOps, x: keras.KerasTensor, name: str) -> keras.KerasTensor:
@@ -152,24 +215,41 @@ def _inception_c(ops: InceptionOps, x: keras.KerasTensor, name: str) -> keras.Ke
     x2 = ops.conv(x2, 448, (3, 1), padding=(1, 0), name=f"{name}.branch2_1")
     x2 = ops.conv(x2, 512, (1, 3), padding=(0, 1), name=f"{name}.branch2_2")
     pooled = branch_avg_pool(x, name=f"{name}.branch3.0")
-    return concat([
-        ops.conv(x, 256, 1, name=f"{name}.branch0"),
-        concat([ops.conv(x1, 256, (1, 3), padding=(0, 1), name=f"{name}.branch1_1a"),
-                ops.conv(x1, 256, (3, 1), padding=(1, 0), name=f"{name}.branch1_1b")],
-               name=f"{name}.branch1"),
-        concat([ops.conv(x2, 256, (1, 3), padding=(0, 1), name=f"{name}.branch2_3a"),
-                ops.conv(x2, 256, (3, 1), padding=(1, 0), name=f"{name}.branch2_3b")],
-               name=f"{name}.branch2"),
-        ops.chain(pooled, [(256, 1, 1, 0)], name=f"{name}.branch3", first_index=1),
-    ], name=name)
+    return concat(
+        [
+            ops.conv(x, 256, 1, name=f"{name}.branch0"),
+            concat(
+                [
+                    ops.conv(x1, 256, (1, 3), padding=(0, 1), name=f"{name}.branch1_1a"),
+                    ops.conv(x1, 256, (3, 1), padding=(1, 0), name=f"{name}.branch1_1b"),
+                ],
+                name=f"{name}.branch1",
+            ),
+            concat(
+                [
+                    ops.conv(x2, 256, (1, 3), padding=(0, 1), name=f"{name}.branch2_3a"),
+                    ops.conv(x2, 256, (3, 1), padding=(1, 0), name=f"{name}.branch2_3b"),
+                ],
+                name=f"{name}.branch2",
+            ),
+            ops.chain(pooled, [(256, 1, 1, 0)], name=f"{name}.branch3", first_index=1),
+        ],
+        name=name,
+    )
 
 
 # InceptionV4.features, in order (features.0 ... features.21).
 _FEATURES: tuple[Block, ...] = (
-    _basic_conv(32, 3, strides=2), _basic_conv(32, 3), _basic_conv(64, 3, padding=1),
-    _mixed_3a, _mixed_4a, _mixed_5a,
-    *(_inception_a,) * 4, _reduction_a,
-    *(_inception_b,) * 7, _reduction_b,
+    _basic_conv(32, 3, strides=2),
+    _basic_conv(32, 3),
+    _basic_conv(64, 3, padding=1),
+    _mixed_3a,
+    _mixed_4a,
+    _mixed_5a,
+    *(_inception_a,) * 4,
+    _reduction_a,
+    *(_inception_b,) * 7,
+    _reduction_b,
     *(_inception_c,) * 3,
 )
 # smp's _out_indexes: strides 2..32. Strides 8 and 16 come from inside a stage (the 3rd
@@ -177,8 +257,9 @@ _FEATURES: tuple[Block, ...] = (
 _TAPS = (2, 4, 8, 14, 21)
 
 
-def build_inceptionv4_features(inputs: keras.KerasTensor, *,
-                               smp_padding: bool) -> list[keras.KerasTensor]:
+def build_inceptionv4_features(
+    inputs: keras.KerasTensor, *, smp_padding: bool
+) -> list[keras.KerasTensor]:
     """Feature maps at strides 2..32, as smp's ``InceptionV4Encoder.forward`` returns them
     (``smp_padding=False``: the original network's trunk, same taps)."""
     ops, x, features = InceptionOps(smp_padding), inputs, []

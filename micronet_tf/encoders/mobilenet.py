@@ -19,8 +19,15 @@ from micronet_tf.encoders._blocks import (
 from micronet_tf.encoders._registry import EncoderSpec, register_encoder
 
 # (expand ratio t, output channels c, repeats n, first stride s): torchvision, width 1.0.
-_SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
-             (6, 160, 3, 2), (6, 320, 1, 1))
+_SETTINGS = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 _STEM_CHANNELS = 32
 _LAST_CHANNELS = 1280
 # smp's _out_indexes (1, 3, 6, 13, 18): the last feature of each stage, keyed by its stride;
@@ -28,8 +35,15 @@ _LAST_CHANNELS = 1280
 _STAGE_ENDS = {2: 1, 4: 3, 8: 6, 16: 13, 32: 18}
 
 
-def _conv_bn_relu6(x: keras.KerasTensor, filters: int, kernel_size: int, *, name: str,
-                   strides: int = 1, depthwise: bool = False) -> keras.KerasTensor:
+def _conv_bn_relu6(
+    x: keras.KerasTensor,
+    filters: int,
+    kernel_size: int,
+    *,
+    name: str,
+    strides: int = 1,
+    depthwise: bool = False,
+) -> keras.KerasTensor:
     """torchvision ``Conv2dNormActivation`` (padding (k - 1) // 2): conv ``.0``, BN ``.1``."""
     padding = (kernel_size - 1) // 2
     if depthwise:
@@ -39,8 +53,9 @@ def _conv_bn_relu6(x: keras.KerasTensor, filters: int, kernel_size: int, *, name
     return relu6(batch_norm(x, name=f"{name}.1"), name=f"{name}.2")
 
 
-def _inverted_residual(x: keras.KerasTensor, out_channels: int, *, stride: int,
-                       expand_ratio: int, name: str) -> keras.KerasTensor:
+def _inverted_residual(
+    x: keras.KerasTensor, out_channels: int, *, stride: int, expand_ratio: int, name: str
+) -> keras.KerasTensor:
     """torchvision ``InvertedResidual``: [1x1 expand], 3x3 depthwise, 1x1 linear projection;
     residual iff the nominal stride is 1 and the channel count is kept (fixed at construction,
     so dilation does not add one)."""
@@ -50,8 +65,9 @@ def _inverted_residual(x: keras.KerasTensor, out_channels: int, *, stride: int,
     if expand_ratio != 1:
         out = _conv_bn_relu6(out, hidden, 1, name=f"{name}.conv.0")
         index = 1
-    out = _conv_bn_relu6(out, hidden, 3, strides=stride, depthwise=True,
-                         name=f"{name}.conv.{index}")
+    out = _conv_bn_relu6(
+        out, hidden, 3, strides=stride, depthwise=True, name=f"{name}.conv.{index}"
+    )
     out = conv2d(out, out_channels, 1, name=f"{name}.conv.{index + 1}")
     out = batch_norm(out, name=f"{name}.conv.{index + 2}")
     if stride == 1 and in_channels == out_channels:
@@ -79,8 +95,9 @@ def build_mobilenet_v2_features(inputs: keras.KerasTensor) -> list[keras.KerasTe
     features = []
     for index, channels, stride, expand_ratio in _feature_blocks():
         with encoder_stage(_stage_of(index)):
-            x = _inverted_residual(x, channels, stride=stride, expand_ratio=expand_ratio,
-                                   name=f"features.{index}")
+            x = _inverted_residual(
+                x, channels, stride=stride, expand_ratio=expand_ratio, name=f"features.{index}"
+            )
         if index in _STAGE_ENDS.values():
             features.append(x)
     with encoder_stage(32):

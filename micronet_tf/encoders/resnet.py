@@ -16,8 +16,14 @@ from micronet_tf.encoders._registry import EncoderSpec, average_linear_head, reg
 
 
 def _basic_block(
-    x: keras.KerasTensor, planes: int, *, stride: int, downsample: bool, name: str,
-    groups: int, width_per_group: int,
+    x: keras.KerasTensor,
+    planes: int,
+    *,
+    stride: int,
+    downsample: bool,
+    name: str,
+    groups: int,
+    width_per_group: int,
 ) -> keras.KerasTensor:
     """torchvision ``BasicBlock``: two 3x3 convolutions, identity or 1x1 projection shortcut."""
     if groups != 1 or width_per_group != 64:
@@ -32,15 +38,20 @@ def _basic_block(
 
 
 def _bottleneck_block(
-    x: keras.KerasTensor, planes: int, *, stride: int, downsample: bool, name: str,
-    groups: int, width_per_group: int,
+    x: keras.KerasTensor,
+    planes: int,
+    *,
+    stride: int,
+    downsample: bool,
+    name: str,
+    groups: int,
+    width_per_group: int,
 ) -> keras.KerasTensor:
     """torchvision ``Bottleneck`` (v1.5: the stride sits on the 3x3 conv); grouped for ResNeXt."""
     width = int(planes * (width_per_group / 64.0)) * groups
     out = conv2d(x, width, 1, name=f"{name}.conv1")
     out = relu(batch_norm(out, name=f"{name}.bn1"), name=f"{name}.relu1")
-    out = conv2d(out, width, 3, strides=stride, padding=1, groups=groups,
-                 name=f"{name}.conv2")
+    out = conv2d(out, width, 3, strides=stride, padding=1, groups=groups, name=f"{name}.conv2")
     out = relu(batch_norm(out, name=f"{name}.bn2"), name=f"{name}.relu2")
     out = conv2d(out, planes * 4, 1, name=f"{name}.conv3")
     out = batch_norm(out, name=f"{name}.bn3")
@@ -84,8 +95,12 @@ def build_resnet_features(
                 stride = nominal_stride if index == 0 else 1
                 downsample = index == 0 and (stride != 1 or in_channels != planes * expansion)
                 x = block_fn(
-                    x, planes, stride=stride, downsample=downsample,
-                    name=f"layer{stage - 1}.{index}", groups=groups,
+                    x,
+                    planes,
+                    stride=stride,
+                    downsample=downsample,
+                    name=f"layer{stage - 1}.{index}",
+                    groups=groups,
                     width_per_group=width_per_group,
                 )
                 in_channels = planes * expansion

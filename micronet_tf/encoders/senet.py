@@ -52,24 +52,42 @@ def _se_module(x: keras.KerasTensor, *, name: str) -> keras.KerasTensor:
 
 
 def _bottleneck(
-    x: keras.KerasTensor, planes: int, *, block: str, groups: int, stride: int,
-    downsample: tuple[int, int] | None, name: str,
+    x: keras.KerasTensor,
+    planes: int,
+    *,
+    block: str,
+    groups: int,
+    stride: int,
+    downsample: tuple[int, int] | None,
+    name: str,
 ) -> keras.KerasTensor:
     """``Bottleneck.forward``; ``downsample`` = (kernel, padding) of the projection shortcut."""
     conv1_width, conv2_width, stride_on_conv1 = _block_widths(block, planes, groups)
-    out = conv2d(x, conv1_width, 1, strides=stride if stride_on_conv1 else 1,
-                 name=f"{name}.conv1")
+    out = conv2d(x, conv1_width, 1, strides=stride if stride_on_conv1 else 1, name=f"{name}.conv1")
     out = relu(batch_norm(out, name=f"{name}.bn1"), name=f"{name}.relu1")
-    out = conv2d(out, conv2_width, 3, strides=1 if stride_on_conv1 else stride, padding=1,
-                 groups=groups, name=f"{name}.conv2")
+    out = conv2d(
+        out,
+        conv2_width,
+        3,
+        strides=1 if stride_on_conv1 else stride,
+        padding=1,
+        groups=groups,
+        name=f"{name}.conv2",
+    )
     out = relu(batch_norm(out, name=f"{name}.bn2"), name=f"{name}.relu2")
     out = conv2d(out, planes * _EXPANSION, 1, name=f"{name}.conv3")
     out = _se_module(batch_norm(out, name=f"{name}.bn3"), name=f"{name}.se_module")
     shortcut = x
     if downsample is not None:
         kernel, padding = downsample
-        shortcut = conv2d(x, planes * _EXPANSION, kernel, strides=stride, padding=padding,
-                          name=f"{name}.downsample.0")
+        shortcut = conv2d(
+            x,
+            planes * _EXPANSION,
+            kernel,
+            strides=stride,
+            padding=padding,
+            name=f"{name}.downsample.0",
+        )
         shortcut = batch_norm(shortcut, name=f"{name}.downsample.1")
     out = layers.Add(name=f"{name}.add")([out, shortcut])
     return relu(out, name=f"{name}.relu3")
@@ -105,15 +123,21 @@ def build_senet_features(
     in_channels = inplanes
     for stage, (planes, blocks) in enumerate(zip((64, 128, 256, 512), layers_per_stage), 1):
         # layer1 keeps the resolution and always projects with a 1x1 conv (64/128 -> 256).
-        stride, downsample = (1, (1, 0)) if stage == 1 else (
-            2, (downsample_kernel_size, downsample_padding))
+        stride, downsample = (
+            (1, (1, 0)) if stage == 1 else (2, (downsample_kernel_size, downsample_padding))
+        )
         with encoder_stage(2 ** (stage + 1)):
             for index in range(blocks):
                 first = index == 0 and (stride != 1 or in_channels != planes * _EXPANSION)
-                x = _bottleneck(x, planes, block=block, groups=groups,
-                                stride=stride if index == 0 else 1,
-                                downsample=downsample if first else None,
-                                name=f"layer{stage}.{index}")
+                x = _bottleneck(
+                    x,
+                    planes,
+                    block=block,
+                    groups=groups,
+                    stride=stride if index == 0 else 1,
+                    downsample=downsample if first else None,
+                    name=f"layer{stage}.{index}",
+                )
                 in_channels = planes * _EXPANSION
         features.append(x)
     return features
@@ -150,8 +174,13 @@ _VARIANTS = {
 }
 
 
-def _register(name: str, block: str, layers_per_stage: tuple[int, int, int, int], groups: int,
-              dropout_p: float | None) -> None:
+def _register(
+    name: str,
+    block: str,
+    layers_per_stage: tuple[int, int, int, int],
+    groups: int,
+    dropout_p: float | None,
+) -> None:
     senet154 = block == "senet"
     inplanes = 128 if senet154 else 64
     register_encoder(
@@ -159,10 +188,15 @@ def _register(name: str, block: str, layers_per_stage: tuple[int, int, int, int]
             name=name,
             family="senet",
             build=build_senet_features,
-            params={"block": block, "layers_per_stage": layers_per_stage, "groups": groups,
-                    "input_3x3": senet154, "inplanes": inplanes,
-                    "downsample_kernel_size": 3 if senet154 else 1,
-                    "downsample_padding": 1 if senet154 else 0},
+            params={
+                "block": block,
+                "layers_per_stage": layers_per_stage,
+                "groups": groups,
+                "input_3x3": senet154,
+                "inplanes": inplanes,
+                "downsample_kernel_size": 3 if senet154 else 1,
+                "downsample_padding": 1 if senet154 else 0,
+            },
             out_channels=(3, inplanes, 256, 512, 1024, 2048),
             classifier_head=senet_head(dropout_p),
             head_prefixes=("last_linear",),

@@ -41,8 +41,17 @@ def _separable_conv(x: keras.KerasTensor, filters: int, *, name: str) -> keras.K
     return conv2d(x, filters, 1, name=f"{name}.pointwise")
 
 
-def _block(x: keras.KerasTensor, in_filters: int, out_filters: int, reps: int, *, stride: int,
-           start_with_relu: bool, grow_first: bool, name: str) -> keras.KerasTensor:
+def _block(
+    x: keras.KerasTensor,
+    in_filters: int,
+    out_filters: int,
+    reps: int,
+    *,
+    stride: int,
+    start_with_relu: bool,
+    grow_first: bool,
+    name: str,
+) -> keras.KerasTensor:
     """``Block``: ``rep`` = [ReLU, SeparableConv2d, BN] x reps (``rep.{i}`` named by their
     Sequential index) [+ MaxPool2d(3, stride, 1)], plus the identity or a 1x1 conv + BN skip;
     no ReLU after the sum."""
@@ -58,8 +67,9 @@ def _block(x: keras.KerasTensor, in_filters: int, out_filters: int, reps: int, *
         out = batch_norm(out, name=f"{name}.rep.{index + 1}")
         index += 2
     if stride != 1:  # signed input (BatchNorm output): pad with the lowest value, as -inf
-        out = max_pool(out, 3, strides=stride, padding=1, nonnegative=False,
-                       name=f"{name}.rep.{index}")
+        out = max_pool(
+            out, 3, strides=stride, padding=1, nonnegative=False, name=f"{name}.rep.{index}"
+        )
     skip = x
     if in_filters != out_filters or stride != 1:
         skip = conv2d(x, out_filters, 1, strides=stride, name=f"{name}.skip")
@@ -67,8 +77,9 @@ def _block(x: keras.KerasTensor, in_filters: int, out_filters: int, reps: int, *
     return layers.Add(name=f"{name}.add")([out, skip])
 
 
-def build_xception_features(inputs: keras.KerasTensor, *,
-                            smp_padding: bool) -> list[keras.KerasTensor]:
+def build_xception_features(
+    inputs: keras.KerasTensor, *, smp_padding: bool
+) -> list[keras.KerasTensor]:
     """Feature maps at strides 2..32, as smp's ``XceptionEncoder.forward`` returns them.
 
     ``smp_padding``: smp's stem (conv1 / conv2 padding 1, so stride-2 steps give ceil(H / 2));
@@ -81,8 +92,16 @@ def build_xception_features(inputs: keras.KerasTensor, *,
     x = relu(batch_norm(x, name="bn2"), name="relu2")
     features = [x]
     for name, in_filters, out_filters, reps, stride, start_with_relu, grow_first in _BLOCKS:
-        x = _block(x, in_filters, out_filters, reps, stride=stride,
-                   start_with_relu=start_with_relu, grow_first=grow_first, name=name)
+        x = _block(
+            x,
+            in_filters,
+            out_filters,
+            reps,
+            stride=stride,
+            start_with_relu=start_with_relu,
+            grow_first=grow_first,
+            name=name,
+        )
         if name in _TAPPED_BLOCKS:
             features.append(x)
     x = _separable_conv(x, 1536, name="conv3")

@@ -40,9 +40,15 @@ _ARCHITECTURE_MODULES = ("unet", "unetplusplus", "linknet", "pspnet", "deeplabv3
 for _module in _ARCHITECTURE_MODULES:
     importlib.import_module(f"micronet_tf.models.{_module}")
 
-_ACTIVATION_ALIASES = {None: "identity", "identity": "identity", "sigmoid": "sigmoid",
-                       "softmax": "softmax", "softmax2d": "softmax", "logsoftmax": "logsoftmax",
-                       "tanh": "tanh"}
+_ACTIVATION_ALIASES = {
+    None: "identity",
+    "identity": "identity",
+    "sigmoid": "sigmoid",
+    "softmax": "softmax",
+    "softmax2d": "softmax",
+    "logsoftmax": "logsoftmax",
+    "tanh": "tanh",
+}
 
 
 def list_architectures() -> list[str]:
@@ -100,15 +106,29 @@ def create_segmentation_model(
     accepted = inspect.signature(spec.build).parameters
     unknown = sorted(set(decoder_kwargs) - set(accepted))
     if unknown:
-        options = [p for p in accepted if p not in ("inputs", "encoder", "encoder_weights",
-                                                    "encoder_options", "classes")]
+        options = [
+            p
+            for p in accepted
+            if p not in ("inputs", "encoder", "encoder_weights", "encoder_options", "classes")
+        ]
         raise ValueError(f"{spec.name} does not take {unknown}; its options are {options}")
     options = encoder_spec(encoder).resolve_options(encoder_options)
     inputs = keras.Input(tuple(input_shape), name="image")
-    logits = spec.build(inputs, encoder=encoder, encoder_weights=encoder_weights,
-                        encoder_options=options, classes=classes, **decoder_kwargs)
-    info = {"architecture": spec.name, "encoder": encoder, "classes": classes,
-            "decoder_kwargs": _jsonable(decoder_kwargs), "encoder_options": options}
+    logits = spec.build(
+        inputs,
+        encoder=encoder,
+        encoder_weights=encoder_weights,
+        encoder_options=options,
+        classes=classes,
+        **decoder_kwargs,
+    )
+    info = {
+        "architecture": spec.name,
+        "encoder": encoder,
+        "classes": classes,
+        "decoder_kwargs": _jsonable(decoder_kwargs),
+        "encoder_options": options,
+    }
     outputs = SegmentationOutput(output_activation, class_names, info, name="activation")(logits)
     return keras.Model(inputs, outputs, name=f"{spec.name}_{encoder}")
 
@@ -161,5 +181,6 @@ def load_torch_weights(model: keras.Model, checkpoint):
     )
     depth = len(model.get_layer("encoder").outputs) - 1
     unused += tuple(f"encoder.{p}" for p in unused_checkpoint_prefixes(encoder.name, depth))
-    return convert.load_torch_weights(model, checkpoint, ignore_prefixes=unused,
-                                      renames=encoder.key_renames)
+    return convert.load_torch_weights(
+        model, checkpoint, ignore_prefixes=unused, renames=encoder.key_renames
+    )

@@ -31,21 +31,38 @@ def resolve_norm(use_norm: bool | str) -> str:
     )
 
 
-def conv_norm_relu(x: keras.KerasTensor, filters: int, kernel_size: int, *, name: str,
-                   padding: int | None = None, strides: int = 1, use_norm: bool | str = True,
-                   dilation: int = 1) -> keras.KerasTensor:
+def conv_norm_relu(
+    x: keras.KerasTensor,
+    filters: int,
+    kernel_size: int,
+    *,
+    name: str,
+    padding: int | None = None,
+    strides: int = 1,
+    use_norm: bool | str = True,
+    dilation: int = 1,
+) -> keras.KerasTensor:
     """smp ``Conv2dReLU``: conv (bias only without norm) ``name.0``, norm ``name.1``, ReLU."""
     norm = resolve_norm(use_norm)
     padding = kernel_size // 2 * dilation if padding is None else padding
-    x = conv2d(x, filters, kernel_size, strides=strides, padding=padding, dilation=dilation,
-               use_bias=norm == "identity", name=f"{name}.0")
+    x = conv2d(
+        x,
+        filters,
+        kernel_size,
+        strides=strides,
+        padding=padding,
+        dilation=dilation,
+        use_bias=norm == "identity",
+        name=f"{name}.0",
+    )
     if norm == "batchnorm":
         x = batch_norm(x, name=f"{name}.1")
     return layers.ReLU(name=f"{name}.2")(x)
 
 
-def attention(x: keras.KerasTensor, attention_type: str | None, *, name: str,
-              reduction: int = 16) -> keras.KerasTensor:
+def attention(
+    x: keras.KerasTensor, attention_type: str | None, *, name: str, reduction: int = 16
+) -> keras.KerasTensor:
     """smp ``Attention``: identity, or SCSE at ``name.attention`` (``x*cSE(x) + x*sSE(x)``)."""
     if attention_type is None:
         return x
@@ -63,8 +80,14 @@ def attention(x: keras.KerasTensor, attention_type: str | None, *, name: str,
     )
 
 
-def segmentation_head(x: keras.KerasTensor, classes: int, *, kernel_size: int = 3,
-                      upsampling: int = 1, name: str = "segmentation_head") -> keras.KerasTensor:
+def segmentation_head(
+    x: keras.KerasTensor,
+    classes: int,
+    *,
+    kernel_size: int = 3,
+    upsampling: int = 1,
+    name: str = "segmentation_head",
+) -> keras.KerasTensor:
     """smp ``SegmentationHead``: conv ``name.0`` then bilinear (align_corners) upsampling."""
     x = conv2d(x, classes, kernel_size, padding=kernel_size // 2, use_bias=True, name=f"{name}.0")
     if upsampling > 1:
@@ -72,15 +95,29 @@ def segmentation_head(x: keras.KerasTensor, classes: int, *, kernel_size: int = 
     return x
 
 
-def encoder_features(inputs: keras.KerasTensor, encoder: str, weights, options=None, *,
-                     depth: int = 5, output_stride: int = 32, minimum_size: int = 0,
-                     size_reason: str = "") -> list[keras.KerasTensor]:
+def encoder_features(
+    inputs: keras.KerasTensor,
+    encoder: str,
+    weights,
+    options=None,
+    *,
+    depth: int = 5,
+    output_stride: int = 32,
+    minimum_size: int = 0,
+    size_reason: str = "",
+) -> list[keras.KerasTensor]:
     """Run the named encoder (with its build ``options``) as a nested model called ``encoder``
     (checkpoint paths ``encoder.*``), after checking that the input size is a multiple of its
     output stride (and at least ``minimum_size``, with ``size_reason`` saying why)."""
-    model = get_encoder(encoder, weights=weights, input_shape=tuple(inputs.shape[1:]),
-                        depth=depth, output_stride=output_stride, model_name="encoder",
-                        **dict(options or {}))
+    model = get_encoder(
+        encoder,
+        weights=weights,
+        input_shape=tuple(inputs.shape[1:]),
+        depth=depth,
+        output_stride=output_stride,
+        model_name="encoder",
+        **dict(options or {}),
+    )
     stride = min(output_stride, 2**depth)
     checked = InputSizeCheck(stride, minimum_size, size_reason, name="input_size_check")(inputs)
     return list(model(checked))

@@ -20,8 +20,13 @@ class Resize(keras.layers.Layer):
     that have exactly these semantics; they trace with unknown sizes and export to ONNX.
     """
 
-    def __init__(self, scale: int | None = None, interpolation: str = "nearest",
-                 align_corners: bool = False, **kwargs) -> None:
+    def __init__(
+        self,
+        scale: int | None = None,
+        interpolation: str = "nearest",
+        align_corners: bool = False,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         if interpolation not in _INTERPOLATIONS:
             raise ValueError(
@@ -53,7 +58,9 @@ class Resize(keras.layers.Layer):
                     images=x, size=size, align_corners=False, half_pixel_centers=False
                 )
             resized = tf.raw_ops.ResizeBilinear(
-                images=x, size=size, align_corners=self.align_corners,
+                images=x,
+                size=size,
+                align_corners=self.align_corners,
                 half_pixel_centers=not self.align_corners,
             )
             return tf.cast(resized, x.dtype)
@@ -69,8 +76,12 @@ class Resize(keras.layers.Layer):
         return (input_shape[0], *scaled, input_shape[3])
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "scale": self.scale, "interpolation": self.interpolation,
-                "align_corners": self.align_corners}
+        return {
+            **super().get_config(),
+            "scale": self.scale,
+            "interpolation": self.interpolation,
+            "align_corners": self.align_corners,
+        }
 
 
 @keras.saving.register_keras_serializable(package="micronet_tf")
@@ -109,8 +120,12 @@ class InputSizeCheck(keras.layers.Layer):
         return input_shape
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "multiple": self.multiple, "minimum": self.minimum,
-                "reason": self.reason}
+        return {
+            **super().get_config(),
+            "multiple": self.multiple,
+            "minimum": self.minimum,
+            "reason": self.reason,
+        }
 
 
 @keras.saving.register_keras_serializable(package="micronet_tf")
@@ -120,8 +135,13 @@ class SegmentationOutput(keras.layers.Layer):
 
     ACTIVATIONS = ("identity", "sigmoid", "softmax", "logsoftmax", "tanh")
 
-    def __init__(self, activation: str = "identity", class_names: Sequence[str] | None = None,
-                 model_info: dict | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        activation: str = "identity",
+        class_names: Sequence[str] | None = None,
+        model_info: dict | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         if activation not in self.ACTIVATIONS:
             raise ValueError(f"activation must be one of {self.ACTIVATIONS}, got {activation!r}")
@@ -144,8 +164,12 @@ class SegmentationOutput(keras.layers.Layer):
         return input_shape
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "activation": self.activation,
-                "class_names": self.class_names, "model_info": self.model_info}
+        return {
+            **super().get_config(),
+            "activation": self.activation,
+            "class_names": self.class_names,
+            "model_info": self.model_info,
+        }
 
 
 def _bin_mask(size, bins: int, dtype):

@@ -23,7 +23,8 @@ class ArchitectureSpec:
     # options and the encoder's spec), so a converted checkpoint may hold them without a Keras
     # counterpart.
     unused_checkpoint_prefixes: Callable[[Mapping[str, Any], Any], tuple[str, ...]] = (
-        lambda options, encoder: ())
+        lambda options, encoder: ()
+    )
 
 
 _ARCHITECTURES: dict[str, ArchitectureSpec] = {}

@@ -26,44 +26,64 @@ def _check_output_stride(architecture: str, output_stride: int) -> None:
         )
 
 
-def separable_conv(x: keras.KerasTensor, filters: int, *, name: str,
-                   dilation: int = 1) -> keras.KerasTensor:
+def separable_conv(
+    x: keras.KerasTensor, filters: int, *, name: str, dilation: int = 1
+) -> keras.KerasTensor:
     """smp ``SeparableConv2d`` (3x3, padding = dilation, no bias): depthwise ``name.0``,
     pointwise ``name.1``."""
-    x = layers.DepthwiseConv2D(3, padding="same", dilation_rate=dilation, use_bias=False,
-                               name=f"{name}.0")(x)
+    x = layers.DepthwiseConv2D(
+        3, padding="same", dilation_rate=dilation, use_bias=False, name=f"{name}.0"
+    )(x)
     return layers.Conv2D(filters, 1, use_bias=False, name=f"{name}.1")(x)
 
 
-def _conv_bn_relu(x, filters: int, kernel_size: int, *, name: str, dilation: int = 1,
-                  separable: bool = False) -> keras.KerasTensor:
+def _conv_bn_relu(
+    x, filters: int, kernel_size: int, *, name: str, dilation: int = 1, separable: bool = False
+) -> keras.KerasTensor:
     """``Sequential(conv or separable conv, BatchNorm2d, ReLU)`` at ``name.0`` .. ``name.2``."""
     if separable:
         x = separable_conv(x, filters, dilation=dilation, name=f"{name}.0")
     else:
-        x = conv2d(x, filters, kernel_size, padding=kernel_size // 2 * dilation,
-                   dilation=dilation, name=f"{name}.0")
+        x = conv2d(
+            x,
+            filters,
+            kernel_size,
+            padding=kernel_size // 2 * dilation,
+            dilation=dilation,
+            name=f"{name}.0",
+        )
     x = batch_norm(x, name=f"{name}.1")
     return layers.ReLU(name=f"{name}.2")(x)
 
 
-def aspp(x: keras.KerasTensor, filters: int, atrous_rates: Sequence[int], *, separable: bool,
-         dropout: float, name: str) -> keras.KerasTensor:
+def aspp(
+    x: keras.KerasTensor,
+    filters: int,
+    atrous_rates: Sequence[int],
+    *,
+    separable: bool,
+    dropout: float,
+    name: str,
+) -> keras.KerasTensor:
     """smp ``ASPP``: a 1x1 branch, three atrous branches, image pooling; concat and project."""
     rates = tuple(atrous_rates)
     if len(rates) != 3:
         raise ValueError(f"decoder_atrous_rates needs 3 values, got {len(rates)}: {list(rates)}")
     branches = [_conv_bn_relu(x, filters, 1, name=f"{name}.convs.0")]
     for index, rate in enumerate(rates, start=1):
-        branches.append(_conv_bn_relu(x, filters, 3, dilation=int(rate), separable=separable,
-                                      name=f"{name}.convs.{index}"))
+        branches.append(
+            _conv_bn_relu(
+                x, filters, 3, dilation=int(rate), separable=separable, name=f"{name}.convs.{index}"
+            )
+        )
     pooled_name = f"{name}.convs.4"  # ASPPPooling: pool .0, conv .1, bn .2, relu .3
     y = layers.GlobalAveragePooling2D(keepdims=True, name=f"{pooled_name}.0")(x)
     y = conv2d(y, filters, 1, name=f"{pooled_name}.1")
     y = batch_norm(y, name=f"{pooled_name}.2")
     y = layers.ReLU(name=f"{pooled_name}.3")(y)
-    branches.append(Resize(interpolation="bilinear", align_corners=False,
-                           name=f"{pooled_name}.resize")([y, x]))
+    branches.append(
+        Resize(interpolation="bilinear", align_corners=False, name=f"{pooled_name}.resize")([y, x])
+    )
     y = layers.Concatenate(name=f"{name}.concat")(branches)
     y = conv2d(y, filters, 1, name=f"{name}.project.0")
     y = batch_norm(y, name=f"{name}.project.1")
@@ -89,10 +109,22 @@ def build_deeplabv3(
     _check_output_stride("DeepLabV3", encoder_output_stride)
     if upsampling is None:  # back to the input's size, as smp derives it
         upsampling = 2**encoder_depth if encoder_depth <= 3 else encoder_output_stride
-    x = encoder_features(inputs, encoder, encoder_weights, encoder_options,
-                         depth=encoder_depth, output_stride=encoder_output_stride)[-1]
-    x = aspp(x, decoder_channels, decoder_atrous_rates, separable=decoder_aspp_separable,
-             dropout=decoder_aspp_dropout, name="decoder.aspp")
+    x = encoder_features(
+        inputs,
+        encoder,
+        encoder_weights,
+        encoder_options,
+        depth=encoder_depth,
+        output_stride=encoder_output_stride,
+    )[-1]
+    x = aspp(
+        x,
+        decoder_channels,
+        decoder_atrous_rates,
+        separable=decoder_aspp_separable,
+        dropout=decoder_aspp_dropout,
+        name="decoder.aspp",
+    )
     x = conv2d(x, decoder_channels, 3, padding=1, name="decoder.conv")
     x = batch_norm(x, name="decoder.bn")
     x = layers.ReLU(name="decoder.relu")(x)
@@ -120,11 +152,22 @@ def build_deeplabv3plus(
             f"DeepLabV3Plus needs encoder_depth >= 3 (it uses the stride-4 feature), got "
             f"{encoder_depth}"
         )
-    features = encoder_features(inputs, encoder, encoder_weights, encoder_options,
-                                depth=encoder_depth, output_stride=encoder_output_stride)
-    x = aspp(features[-1], decoder_channels, decoder_atrous_rates,
-             separable=decoder_aspp_separable, dropout=decoder_aspp_dropout,
-             name="decoder.aspp.0")
+    features = encoder_features(
+        inputs,
+        encoder,
+        encoder_weights,
+        encoder_options,
+        depth=encoder_depth,
+        output_stride=encoder_output_stride,
+    )
+    x = aspp(
+        features[-1],
+        decoder_channels,
+        decoder_atrous_rates,
+        separable=decoder_aspp_separable,
+        dropout=decoder_aspp_dropout,
+        name="decoder.aspp.0",
+    )
     x = separable_conv(x, decoder_channels, name="decoder.aspp.1")
     x = batch_norm(x, name="decoder.aspp.2")
     x = layers.ReLU(name="decoder.aspp.3")(x)
@@ -140,8 +183,9 @@ def build_deeplabv3plus(
     return segmentation_head(x, classes, kernel_size=1, upsampling=upsampling)
 
 
-_INPUT_RULE = ("height and width multiples of min(encoder_output_stride, 2**encoder_depth) "
-               "({} by default)")
+_INPUT_RULE = (
+    "height and width multiples of min(encoder_output_stride, 2**encoder_depth) ({} by default)"
+)
 
 register_architecture(
     ArchitectureSpec("DeepLabV3", build_deeplabv3, input_rule=_INPUT_RULE.format(8))

@@ -15,21 +15,24 @@ GROUP_NORM_GROUPS = 32
 GROUP_NORM_EPSILON = 1e-5  # torch.nn.GroupNorm's default
 
 
-def _conv3x3_gn_relu(x: keras.KerasTensor, filters: int, *, upsample: bool,
-                     name: str) -> keras.KerasTensor:
+def _conv3x3_gn_relu(
+    x: keras.KerasTensor, filters: int, *, upsample: bool, name: str
+) -> keras.KerasTensor:
     """smp ``Conv3x3GNReLU``: conv ``name.block.0``, GroupNorm(32) ``name.block.1``, ReLU, then
     optionally a 2x bilinear (align_corners) upsampling."""
     x = conv2d(x, filters, 3, padding=1, name=f"{name}.block.0")
-    x = layers.GroupNormalization(GROUP_NORM_GROUPS, epsilon=GROUP_NORM_EPSILON,
-                                  name=f"{name}.block.1")(x)
+    x = layers.GroupNormalization(
+        GROUP_NORM_GROUPS, epsilon=GROUP_NORM_EPSILON, name=f"{name}.block.1"
+    )(x)
     x = layers.ReLU(name=f"{name}.block.2")(x)
     if upsample:
         x = Resize(2, "bilinear", align_corners=True, name=f"{name}.upsample")(x)
     return x
 
 
-def _segmentation_block(x: keras.KerasTensor, filters: int, n_upsamples: int, *,
-                        name: str) -> keras.KerasTensor:
+def _segmentation_block(
+    x: keras.KerasTensor, filters: int, n_upsamples: int, *, name: str
+) -> keras.KerasTensor:
     """smp ``SegmentationBlock``: ``max(1, n_upsamples)`` Conv3x3GNReLU at ``name.block.{i}``."""
     x = _conv3x3_gn_relu(x, filters, upsample=bool(n_upsamples), name=f"{name}.block.0")
     for index in range(1, n_upsamples):
@@ -68,8 +71,9 @@ def build_fpn(
             f"decoder_interpolation={decoder_interpolation!r} is not supported; use 'nearest' "
             "or 'bilinear'"
         )
-    features = encoder_features(inputs, encoder, encoder_weights, encoder_options,
-                                depth=encoder_depth)
+    features = encoder_features(
+        inputs, encoder, encoder_weights, encoder_options, depth=encoder_depth
+    )
     # smp takes the last four maps; with encoder_depth 3 the first of them is the input image.
     c2, c3, c4, c5 = features[-4:]
     p5 = conv2d(c5, decoder_pyramid_channels, 1, use_bias=True, name="decoder.p5")
@@ -77,12 +81,12 @@ def build_fpn(
     for level, skip in (("p4", c4), ("p3", c3), ("p2", c2)):
         name = f"decoder.{level}"
         up = Resize(2, decoder_interpolation, name=f"{name}.upsample")(pyramid[-1])
-        skip = conv2d(skip, decoder_pyramid_channels, 1, use_bias=True,
-                      name=f"{name}.skip_conv")
+        skip = conv2d(skip, decoder_pyramid_channels, 1, use_bias=True, name=f"{name}.skip_conv")
         pyramid.append(layers.Add(name=f"{name}.add")([up, skip]))
     blocks = [
-        _segmentation_block(p, decoder_segmentation_channels, n_upsamples,
-                            name=f"decoder.seg_blocks.{index}")
+        _segmentation_block(
+            p, decoder_segmentation_channels, n_upsamples, name=f"decoder.seg_blocks.{index}"
+        )
         for index, (p, n_upsamples) in enumerate(zip(pyramid, (3, 2, 1, 0)))
     ]
     if decoder_merge_policy == "add":
@@ -94,6 +98,10 @@ def build_fpn(
 
 
 register_architecture(
-    ArchitectureSpec("FPN", build_fpn, aliases=("fpn",),
-                     input_rule="height and width multiples of 2**encoder_depth (32 by default)")
+    ArchitectureSpec(
+        "FPN",
+        build_fpn,
+        aliases=("fpn",),
+        input_rule="height and width multiples of 2**encoder_depth (32 by default)",
+    )
 )

@@ -23,8 +23,9 @@ def _transpose_x2(x: keras.KerasTensor, filters: int, *, name: str, norm: str) -
     """smp ``TransposeX2``: ``ConvTranspose2d(k=4, s=2, p=1)`` ``name.0`` (with bias), norm
     ``name.1``, ReLU. PyTorch's padding crops 1 pixel from each side of the full (2H + 2)
     transposed-convolution output, so the Keras layer is "valid" plus a symmetric crop."""
-    x = layers.Conv2DTranspose(filters, 4, strides=2, padding="valid", use_bias=True,
-                               name=f"{name}.0")(x)
+    x = layers.Conv2DTranspose(
+        filters, 4, strides=2, padding="valid", use_bias=True, name=f"{name}.0"
+    )(x)
     x = layers.Cropping2D(1, name=f"{name}.0.crop")(x)
     if norm == "batchnorm":
         x = batch_norm(x, name=f"{name}.1")
@@ -42,8 +43,9 @@ def build_linknet(
     decoder_use_norm: bool | str = "batchnorm",
 ) -> keras.KerasTensor:
     norm = resolve_norm(decoder_use_norm)
-    features = encoder_features(inputs, encoder, encoder_weights, encoder_options,
-                                depth=encoder_depth)
+    features = encoder_features(
+        inputs, encoder, encoder_weights, encoder_options, depth=encoder_depth
+    )
     feats = features[1:][::-1]  # drop the input, start from the deepest feature
     channels = [f.shape[-1] for f in feats] + [PREFINAL_CHANNELS]
     x, skips = feats[0], feats[1:]

@@ -17,12 +17,14 @@ OUTPUT_STRIDES = (16, 32)
 FPA_MIN_SIZE = 8
 
 
-def _conv_bn_relu(x: keras.KerasTensor, filters: int, kernel_size: int, *, name: str,
-                  relu: bool = True) -> keras.KerasTensor:
+def _conv_bn_relu(
+    x: keras.KerasTensor, filters: int, kernel_size: int, *, name: str, relu: bool = True
+) -> keras.KerasTensor:
     """smp PAN's ``ConvBnRelu`` (stride 1, "same" padding): conv with bias ``name.conv``,
     BatchNorm ``name.bn``, optional ReLU."""
-    x = conv2d(x, filters, kernel_size, padding=kernel_size // 2, use_bias=True,
-               name=f"{name}.conv")
+    x = conv2d(
+        x, filters, kernel_size, padding=kernel_size // 2, use_bias=True, name=f"{name}.conv"
+    )
     x = batch_norm(x, name=f"{name}.bn")
     if relu:
         x = layers.ReLU(name=f"{name}.activation")(x)
@@ -37,8 +39,9 @@ def _fpa_block(x: keras.KerasTensor, filters: int, *, name: str) -> keras.KerasT
     """
 
     def resize(t, like, suffix):
-        return Resize(interpolation="bilinear", align_corners=True,
-                      name=f"{name}.{suffix}")([t, like])
+        return Resize(interpolation="bilinear", align_corners=True, name=f"{name}.{suffix}")(
+            [t, like]
+        )
 
     branch1 = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}.branch1.0")(x)
     branch1 = _conv_bn_relu(branch1, filters, 1, name=f"{name}.branch1.1")
@@ -46,8 +49,7 @@ def _fpa_block(x: keras.KerasTensor, filters: int, *, name: str) -> keras.KerasT
     middle = _conv_bn_relu(x, filters, 1, name=f"{name}.mid.0")
 
     def pool(t, stage):
-        return layers.MaxPooling2D(2, strides=2, padding="valid",
-                                   name=f"{name}.{stage}.0")(t)
+        return layers.MaxPooling2D(2, strides=2, padding="valid", name=f"{name}.{stage}.0")(t)
 
     pooled1 = pool(x, "down1")
     x1 = _conv_bn_relu(pooled1, 1, 7, name=f"{name}.down1.1")
@@ -67,11 +69,15 @@ def _fpa_block(x: keras.KerasTensor, filters: int, *, name: str) -> keras.KerasT
     return layers.Add(name=f"{name}.add_branch1")([out, branch1])
 
 
-def _gau_block(x: keras.KerasTensor, y: keras.KerasTensor, filters: int, *, interpolation: str,
-               name: str) -> keras.KerasTensor:
+def _gau_block(
+    x: keras.KerasTensor, y: keras.KerasTensor, filters: int, *, interpolation: str, name: str
+) -> keras.KerasTensor:
     """smp ``GAUBlock``: ``resize(y, like=x) + conv2(x) * sigmoid(bn(conv(avgpool(y))))``."""
-    y_up = Resize(interpolation=interpolation, align_corners=interpolation == "bilinear",
-                  name=f"{name}.resize")([y, x])
+    y_up = Resize(
+        interpolation=interpolation,
+        align_corners=interpolation == "bilinear",
+        name=f"{name}.resize",
+    )([y, x])
     x = _conv_bn_relu(x, filters, 3, name=f"{name}.conv2")
     y = layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}.conv1.0")(y)
     y = _conv_bn_relu(y, filters, 1, relu=False, name=f"{name}.conv1.1")
@@ -106,22 +112,34 @@ def build_pan(
         )
     stride = min(encoder_output_stride, 2**encoder_depth)
     features = encoder_features(
-        inputs, encoder, encoder_weights, encoder_options, depth=encoder_depth,
-        output_stride=encoder_output_stride, minimum_size=FPA_MIN_SIZE * stride,
+        inputs,
+        encoder,
+        encoder_weights,
+        encoder_options,
+        depth=encoder_depth,
+        output_stride=encoder_output_stride,
+        minimum_size=FPA_MIN_SIZE * stride,
         size_reason=f" (the FPA block pools the stride-{stride} encoder map three times)",
     )
     features = features[2:]  # smp drops the input and the stride-2 map
     x = _fpa_block(features[-1], decoder_channels, name="decoder.fpa")
     # gau3 on the stride-16 map (depth 5), gau2 on stride 8 (depth >= 4), gau1 on stride 4.
     for index in range(len(features) - 2, -1, -1):
-        x = _gau_block(features[index], x, decoder_channels, interpolation=decoder_interpolation,
-                       name=f"decoder.gau{index + 1}")
+        x = _gau_block(
+            features[index],
+            x,
+            decoder_channels,
+            interpolation=decoder_interpolation,
+            name=f"decoder.gau{index + 1}",
+        )
     return segmentation_head(x, classes, kernel_size=3, upsampling=upsampling)
 
 
 register_architecture(
     ArchitectureSpec(
-        "PAN", build_pan, aliases=("pan",),
+        "PAN",
+        build_pan,
+        aliases=("pan",),
         input_rule=(
             "height and width multiples of s = min(encoder_output_stride, 2**encoder_depth) "
             "(16 by default) and at least 8 * s (128 by default)"

@@ -36,10 +36,16 @@ def build_pspnet(
         name = f"decoder.psp.blocks.{index}"
         y = AdaptiveAveragePooling2D(bins, name=f"{name}.pool.0")(x)
         # smp drops the norm of the 1x1 bin (BatchNorm cannot train on a 1x1 map).
-        y = conv_norm_relu(y, channels // len(PSP_BINS), 1, name=f"{name}.pool.1",
-                           use_norm=False if bins == 1 else decoder_use_norm)
-        branches.append(Resize(interpolation="bilinear", align_corners=True,
-                               name=f"{name}.resize")([y, x]))
+        y = conv_norm_relu(
+            y,
+            channels // len(PSP_BINS),
+            1,
+            name=f"{name}.pool.1",
+            use_norm=False if bins == 1 else decoder_use_norm,
+        )
+        branches.append(
+            Resize(interpolation="bilinear", align_corners=True, name=f"{name}.resize")([y, x])
+        )
     x = layers.Concatenate(name="decoder.psp.concat")([*branches, x])
     x = conv_norm_relu(x, psp_out_channels, 1, name="decoder.conv", use_norm=decoder_use_norm)
     x = layers.SpatialDropout2D(psp_dropout, name="decoder.dropout")(x)
@@ -47,6 +53,9 @@ def build_pspnet(
 
 
 register_architecture(
-    ArchitectureSpec("PSPNet", build_pspnet,
-                     input_rule="height and width multiples of 2**encoder_depth (8 by default)")
+    ArchitectureSpec(
+        "PSPNet",
+        build_pspnet,
+        input_rule="height and width multiples of 2**encoder_depth (8 by default)",
+    )
 )

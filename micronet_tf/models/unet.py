@@ -33,15 +33,17 @@ def build_unet(
     decoder_interpolation: str = "nearest",
 ) -> keras.KerasTensor:
     channels = check_channels("decoder_channels", decoder_channels, encoder_depth)
-    features = encoder_features(inputs, encoder, encoder_weights, encoder_options,
-                                depth=encoder_depth)
+    features = encoder_features(
+        inputs, encoder, encoder_weights, encoder_options, depth=encoder_depth
+    )
     # Drop the full-resolution input, then go from the deepest feature upwards.
     skips = features[1:][::-1]
     x = skips[0]
     if encoder_spec(encoder).unet_center:  # smp's UnetCenterBlock (VGG encoders)
         for index in range(2):
-            x = conv_norm_relu(x, x.shape[-1], 3, use_norm=decoder_use_norm,
-                               name=f"decoder.center.{index}")
+            x = conv_norm_relu(
+                x, x.shape[-1], 3, use_norm=decoder_use_norm, name=f"decoder.center.{index}"
+            )
     targets = features[:-1][::-1]  # the size each block upsamples to (the last is the input's)
     for index, out_channels in enumerate(channels):
         name = f"decoder.blocks.{index}"
@@ -63,6 +65,7 @@ def _unused_prefixes(options, encoder) -> tuple[str, ...]:
 
 
 register_architecture(
-    ArchitectureSpec("Unet", build_unet, aliases=("u-net",),
-                     unused_checkpoint_prefixes=_unused_prefixes)
+    ArchitectureSpec(
+        "Unet", build_unet, aliases=("u-net",), unused_checkpoint_prefixes=_unused_prefixes
+    )
 )

@@ -21,12 +21,24 @@ from micronet_tf.models._registry import ArchitectureSpec, register_architecture
 
 # smp's decoder only ever upsamples by exactly 2, where PyTorch's "nearest-exact" and "area"
 # pick the same source pixel as legacy "nearest" (floor(i / 2) in all three).
-_INTERPOLATIONS = {"nearest": "nearest", "nearest-exact": "nearest", "area": "nearest",
-                   "bilinear": "bilinear"}
+_INTERPOLATIONS = {
+    "nearest": "nearest",
+    "nearest-exact": "nearest",
+    "area": "nearest",
+    "bilinear": "bilinear",
+}
 
 
-def _decoder_block(x: keras.KerasTensor, skips: list[keras.KerasTensor], out_channels: int, *,
-                   name: str, use_norm, attention_type, interpolation: str) -> keras.KerasTensor:
+def _decoder_block(
+    x: keras.KerasTensor,
+    skips: list[keras.KerasTensor],
+    out_channels: int,
+    *,
+    name: str,
+    use_norm,
+    attention_type,
+    interpolation: str,
+) -> keras.KerasTensor:
     """smp ``DecoderBlock``: 2x upsampling, concat skips, attention1, conv1, conv2, attention2."""
     x = Resize(2, interpolation, name=f"{name}.resize")(x)
     if skips:
@@ -58,11 +70,15 @@ def build_unetplusplus(
             f"decoder_interpolation={decoder_interpolation!r} is not supported; use one of "
             f"{list(_INTERPOLATIONS)} ('bicubic' is not implemented)"
         )
-    features = encoder_features(inputs, encoder, encoder_weights, encoder_options,
-                                depth=encoder_depth)
+    features = encoder_features(
+        inputs, encoder, encoder_weights, encoder_options, depth=encoder_depth
+    )
     feats = features[1:][::-1]  # drop the input, start from the deepest feature
-    options = {"use_norm": decoder_use_norm, "attention_type": decoder_attention_type,
-               "interpolation": _INTERPOLATIONS[decoder_interpolation]}
+    options = {
+        "use_norm": decoder_use_norm,
+        "attention_type": decoder_attention_type,
+        "interpolation": _INTERPOLATIONS[decoder_interpolation],
+    }
     last = encoder_depth - 1  # smp's ``self.depth``
     dense: dict[str, keras.KerasTensor] = {}
     for layer_idx in range(last):
@@ -77,10 +93,12 @@ def build_unetplusplus(
                 x = dense[f"x_{depth_idx}_{level - 1}"]
                 skips = [dense[f"x_{i}_{level}"] for i in range(depth_idx + 1, level + 1)]
                 skips.append(feats[level + 1])
-            dense[key] = _decoder_block(x, skips, out_channels, name=f"decoder.blocks.{key}",
-                                        **options)
-    x = _decoder_block(dense[f"x_0_{last - 1}"], [], channels[-1],
-                       name=f"decoder.blocks.x_0_{last}", **options)
+            dense[key] = _decoder_block(
+                x, skips, out_channels, name=f"decoder.blocks.{key}", **options
+            )
+    x = _decoder_block(
+        dense[f"x_0_{last - 1}"], [], channels[-1], name=f"decoder.blocks.x_0_{last}", **options
+    )
     return segmentation_head(x, classes)
 
 
@@ -94,7 +112,10 @@ def _unused_prefixes(options, encoder) -> tuple[str, ...]:
 
 
 register_architecture(
-    ArchitectureSpec("UnetPlusPlus", build_unetplusplus,
-                     aliases=("unet++", "unetplusplus", "unet_plus_plus", "unet-plus-plus"),
-                     unused_checkpoint_prefixes=_unused_prefixes)
+    ArchitectureSpec(
+        "UnetPlusPlus",
+        build_unetplusplus,
+        aliases=("unet++", "unetplusplus", "unet_plus_plus", "unet-plus-plus"),
+        unused_checkpoint_prefixes=_unused_prefixes,
+    )
 )

@@ -57,8 +57,12 @@ def randomize_batchnorm_(module: torch.nn.Module, seed: int = 0) -> torch.nn.Mod
 
 # smp encoder name prefix -> family reference module (micronet_tf/torch_reference/<module>.py).
 _FAMILY_MODULES = {
-    "se_": "senet", "senet": "senet", "dpn": "dpn", "efficientnet-": "efficientnet",
-    "inceptionv4": "inceptionv4", "inceptionresnetv2": "inceptionresnetv2",
+    "se_": "senet",
+    "senet": "senet",
+    "dpn": "dpn",
+    "efficientnet-": "efficientnet",
+    "inceptionv4": "inceptionv4",
+    "inceptionresnetv2": "inceptionresnetv2",
     "xception": "xception",
 }
 
@@ -69,8 +73,13 @@ def _family_module(name: str) -> ModuleType | None:
 
 
 def build_encoder(
-    name: str, *, depth: int = 5, output_stride: int = 32, seed: int = 0,
-    randomize_bn: bool = True, **options,
+    name: str,
+    *,
+    depth: int = 5,
+    output_stride: int = 32,
+    seed: int = 0,
+    randomize_bn: bool = True,
+    **options,
 ) -> torch.nn.Module:
     """smp's encoder ``name`` (or the family's own reference, with its ``options``) with
     seeded random weights, in eval mode."""
@@ -81,8 +90,9 @@ def build_encoder(
     else:
         if options:
             raise ValueError(f"smp's encoder {name!r} takes no reference options {options}")
-        encoder = smp.encoders.get_encoder(name, depth=depth, weights=None,
-                                           output_stride=output_stride)
+        encoder = smp.encoders.get_encoder(
+            name, depth=depth, weights=None, output_stride=output_stride
+        )
     if randomize_bn:
         randomize_batchnorm_(encoder, seed)
     return encoder.eval()
@@ -116,8 +126,11 @@ def build_classifier(
     else:
         entry = smp_encoders[name]
         params = {k: v for k, v in entry["params"].items() if k != "out_channels"}
-        bases = [getattr(tvm, b) for b in _TORCHVISION_BASES
-                 if issubclass(entry["encoder"], getattr(tvm, b))]
+        bases = [
+            getattr(tvm, b)
+            for b in _TORCHVISION_BASES
+            if issubclass(entry["encoder"], getattr(tvm, b))
+        ]
         if not bases:
             raise NotImplementedError(f"no reference classifier for encoder family of {name!r}")
         model = _torchvision_classifier(bases[0], params, classes)
@@ -127,13 +140,21 @@ def build_classifier(
 
 
 def build_segmentation_model(
-    architecture: str, encoder: str, *, classes: int = 1, seed: int = 0,
-    randomize_bn: bool = True, **decoder_kwargs,
+    architecture: str,
+    encoder: str,
+    *,
+    classes: int = 1,
+    seed: int = 0,
+    randomize_bn: bool = True,
+    **decoder_kwargs,
 ) -> torch.nn.Module:
     """smp's ``architecture`` on ``encoder`` with seeded random weights, eval mode, logits out."""
     torch.manual_seed(seed)
     model = smp.create_model(
-        architecture, encoder_name=encoder, encoder_weights=None, classes=classes,
+        architecture,
+        encoder_name=encoder,
+        encoder_weights=None,
+        classes=classes,
         **decoder_kwargs,
     )
     if randomize_bn:

@@ -40,8 +40,14 @@ class Smp021EfficientNetEncoder(efficientnet_pytorch.EfficientNet):
 
     def get_stages(self) -> list[torch.nn.Module]:
         a, b, c = self._stage_idxs
-        return [torch.nn.Identity(), torch.nn.Sequential(self._conv_stem, self._bn0, self._swish),
-                self._blocks[:a], self._blocks[a:b], self._blocks[b:c], self._blocks[c:]]
+        return [
+            torch.nn.Identity(),
+            torch.nn.Sequential(self._conv_stem, self._bn0, self._swish),
+            self._blocks[:a],
+            self._blocks[a:b],
+            self._blocks[b:c],
+            self._blocks[c:],
+        ]
 
     def make_dilated(self, output_stride: int) -> None:
         """smp 0.2.1's dilation: stage 5 (``_blocks[o2 + 1:]``) by 2 for output stride 16;
@@ -64,15 +70,17 @@ class Smp021EfficientNetEncoder(efficientnet_pytorch.EfficientNet):
         return features
 
 
-def build_encoder(name: str, *, depth: int, output_stride: int,
-                  padding: str = PADDINGS[0]) -> torch.nn.Module:
+def build_encoder(
+    name: str, *, depth: int, output_stride: int, padding: str = PADDINGS[0]
+) -> torch.nn.Module:
     """smp 0.2.1 + efficientnet-pytorch 0.6.3 (``"micronet"``) or smp 0.6.0 (``"smp"``)."""
     _check_padding(padding)
     if output_stride not in _DILATED_STAGES:
         raise ValueError(f"output_stride must be one of {tuple(_DILATED_STAGES)}")
     if padding == "smp":
-        return smp.encoders.get_encoder(name, weights=None, depth=depth,
-                                        output_stride=output_stride)
+        return smp.encoders.get_encoder(
+            name, weights=None, depth=depth, output_stride=output_stride
+        )
     if not 1 <= depth <= 5:  # smp 0.2.1 accepts depth 1
         raise ValueError(f"depth must be in 1..5, got {depth!r}")
     encoder = Smp021EfficientNetEncoder(name, depth)

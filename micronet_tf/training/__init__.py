@@ -36,8 +36,12 @@ def __getattr__(name: str):
         from micronet_tf.training.pretraining import pretrain_on_folders
 
         return pretrain_on_folders
-    if name in ("train_on_benchmark", "train_on_folders", "evaluate_on_benchmark",
-                "evaluate_on_folders"):
+    if name in (
+        "train_on_benchmark",
+        "train_on_folders",
+        "evaluate_on_benchmark",
+        "evaluate_on_folders",
+    ):
         from micronet_tf.training import runs
 
         return getattr(runs, name)

@@ -60,13 +60,20 @@ class SegmentationTask:
 
     def labels_record(self) -> dict:
         """What a trained model stores to read masks as its training did."""
-        return {"class_map": self.class_map.to_json(), "channels": list(self.channel_classes),
-                "keep_orientation": self.keep_orientation}
+        return {
+            "class_map": self.class_map.to_json(),
+            "channels": list(self.channel_classes),
+            "keep_orientation": self.keep_orientation,
+        }
 
     @classmethod
     def from_labels_record(cls, record: dict, dataset: str = "") -> SegmentationTask:
-        return cls(dataset, ClassMap.from_json(record["class_map"]),
-                   bool(record.get("keep_orientation", False)), tuple(record["channels"]))
+        return cls(
+            dataset,
+            ClassMap.from_json(record["class_map"]),
+            bool(record.get("keep_orientation", False)),
+            tuple(record["channels"]),
+        )
 
 
 @dataclass(frozen=True)
@@ -80,15 +87,25 @@ def benchmark_task(dataset: str) -> BenchmarkTask:
     """``"micronet_segmentation/super3"`` (or ``"super3"``) -> its :class:`BenchmarkTask`."""
     name = dataset.removeprefix(_PREFIX).lower()
     if name not in BENCHMARK_SETS:
-        raise ValueError(f"dataset={dataset!r}: expected micronet_segmentation/<set> with <set> "
-                         f"one of {', '.join(BENCHMARK_SETS)}, or a folder written by "
-                         "`micronet-tf dataset`")
+        raise ValueError(
+            f"dataset={dataset!r}: expected micronet_segmentation/<set> with <set> "
+            f"one of {', '.join(BENCHMARK_SETS)}, or a folder written by "
+            "`micronet-tf dataset`"
+        )
     chosen = BENCHMARK_SETS[name]
     if chosen.is_super:
-        return BenchmarkTask(_PREFIX + name, ClassMap(SUPER_CLASSES, "rgb", SUPER_COLOURS),
-                             splits=tuple(chosen.splits))
-    return BenchmarkTask(_PREFIX + name, ClassMap(EBC_CLASSES, "index"), keep_orientation=True,
-                         channels=(1,), splits=tuple(chosen.splits))
+        return BenchmarkTask(
+            _PREFIX + name,
+            ClassMap(SUPER_CLASSES, "rgb", SUPER_COLOURS),
+            splits=tuple(chosen.splits),
+        )
+    return BenchmarkTask(
+        _PREFIX + name,
+        ClassMap(EBC_CLASSES, "index"),
+        keep_orientation=True,
+        channels=(1,),
+        splits=tuple(chosen.splits),
+    )
 
 
 def load_split(task: BenchmarkTask, split: str, data_dir: str | None = None) -> tf.data.Dataset:

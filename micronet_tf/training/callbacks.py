@@ -23,9 +23,16 @@ class TwoStageSchedule(keras.callbacks.Callback):
     weights at the end to the caller (``RunCheckpoint`` saves the last model first).
     """
 
-    def __init__(self, patience: int = 30, initial_lr: float = 2e-4, final_lr: float = 1e-5,
-                 monitor: str = "val_iou", mode: str = "max",
-                 out_dir: str | os.PathLike | None = None, restore_on_end: bool = True) -> None:
+    def __init__(
+        self,
+        patience: int = 30,
+        initial_lr: float = 2e-4,
+        final_lr: float = 1e-5,
+        monitor: str = "val_iou",
+        mode: str = "max",
+        out_dir: str | os.PathLike | None = None,
+        restore_on_end: bool = True,
+    ) -> None:
         super().__init__()
         if patience < 1:
             raise ValueError(f"patience must be >= 1, got {patience!r}")
@@ -40,8 +47,12 @@ class TwoStageSchedule(keras.callbacks.Callback):
 
     # -- state ----------------------------------------------------------------------------
     def get_state(self) -> dict:
-        return {"stage": self.stage, "wait": self.wait, "best": self.best,
-                "best_epoch": self.best_epoch}
+        return {
+            "stage": self.stage,
+            "wait": self.wait,
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+        }
 
     def set_state(self, state: dict) -> None:
         self.stage, self.wait = state["stage"], state["wait"]

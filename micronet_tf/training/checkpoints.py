@@ -58,8 +58,10 @@ def parse_interval(every: int | str) -> tuple[int | None, float | None]:
     text = str(every).strip().lower()
     match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(min|m|s|sec)?", text)
     if match is None or float(match.group(1)) <= 0:
-        raise ValueError(f"checkpoint_every={every!r}: expected a positive number of epochs "
-                         "(5) or of minutes / seconds ('10min', '90s')")
+        raise ValueError(
+            f"checkpoint_every={every!r}: expected a positive number of epochs "
+            "(5) or of minutes / seconds ('10min', '90s')"
+        )
     value, unit = float(match.group(1)), match.group(2)
     if unit is None:
         if not value.is_integer():
@@ -96,8 +98,11 @@ def _checkpoints(folder: Path) -> list[tuple[int, Path]]:
     """Complete checkpoint folders, newest first."""
     if not folder.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir()
-             if p.is_dir() and (m := _CHECKPOINT_NAME.match(p.name))]
+    found = [
+        (int(m.group(1)), p)
+        for p in folder.iterdir()
+        if p.is_dir() and (m := _CHECKPOINT_NAME.match(p.name))
+    ]
     return sorted(found, reverse=True)
 
 
@@ -122,15 +127,18 @@ def latest_checkpoint(out_dir: str | os.PathLike) -> tuple[Path, dict] | None:
         try:
             return path, _read_checkpoint(path)
         except ValueError as error:
-            warnings.warn(f"ignoring a damaged checkpoint: {error}; using the one before it",
-                          stacklevel=2)
+            warnings.warn(
+                f"ignoring a damaged checkpoint: {error}; using the one before it", stacklevel=2
+            )
     return None
 
 
 def _rng_state() -> dict:
     state = np.random.get_state()
-    return {"numpy": [state[0], state[1].tolist(), *state[2:]],
-            "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]]}
+    return {
+        "numpy": [state[0], state[1].tolist(), *state[2:]],
+        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+    }
 
 
 def _set_rng_state(state: dict) -> None:
@@ -171,10 +179,20 @@ class RunCheckpoint(keras.callbacks.Callback):
     while writing one resumes with the others from the one before).
     """
 
-    def __init__(self, out_dir: str | os.PathLike, *, monitor: str, mode: str = "max",
-                 every: int | str = "5min", resume: bool = True,
-                 stateful: Sequence[keras.callbacks.Callback] = (), restore_best: bool = True,
-                 keep: int = 2, verbose: bool = True, strategy=None) -> None:
+    def __init__(
+        self,
+        out_dir: str | os.PathLike,
+        *,
+        monitor: str,
+        mode: str = "max",
+        every: int | str = "5min",
+        resume: bool = True,
+        stateful: Sequence[keras.callbacks.Callback] = (),
+        restore_best: bool = True,
+        keep: int = 2,
+        verbose: bool = True,
+        strategy=None,
+    ) -> None:
         super().__init__()
         if mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
@@ -215,11 +233,13 @@ class RunCheckpoint(keras.callbacks.Callback):
 
     def _write_best_record(self) -> None:
         with atomic_output_path(self.out_dir / BEST_RECORD) as temporary:
-            temporary.write_text(json.dumps({"epoch": self.best_epoch, "monitor": self.monitor,
-                                             "value": self.best}))
+            temporary.write_text(
+                json.dumps({"epoch": self.best_epoch, "monitor": self.monitor, "value": self.best})
+            )
 
-    def save_checkpoint(self, epochs_done: int, *, finished: bool = False,
-                        stop: str | None = None) -> Path:
+    def save_checkpoint(
+        self, epochs_done: int, *, finished: bool = False, stop: str | None = None
+    ) -> Path:
         """Write the state after ``epochs_done`` epochs as a complete folder, then prune."""
         started = time.monotonic()
         self._folder.mkdir(parents=True, exist_ok=True)
@@ -236,11 +256,16 @@ class RunCheckpoint(keras.callbacks.Callback):
                 shutil.copy2(best, partial / BEST_WEIGHTS)
         files = {p.name: sha256_file(p) for p in sorted(partial.iterdir())}
         record = {
-            "epochs_done": epochs_done, "finished": finished, "stop": stop,
-            "monitor": self.monitor, "best": self.best, "best_epoch": self.best_epoch,
-            "rows": self.rows, "callbacks": {type(c).__name__: c.get_state()
-                                             for c in self.stateful},
-            "rng": _rng_state(), "files": files,
+            "epochs_done": epochs_done,
+            "finished": finished,
+            "stop": stop,
+            "monitor": self.monitor,
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "rows": self.rows,
+            "callbacks": {type(c).__name__: c.get_state() for c in self.stateful},
+            "rng": _rng_state(),
+            "files": files,
         }
         (partial / STATE_RECORD).write_text(json.dumps(record))
         if target.exists():  # the same epoch again (the end of a run): swap it in
@@ -250,7 +275,7 @@ class RunCheckpoint(keras.callbacks.Callback):
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(partial, target)
-        for _, path in _checkpoints(self._folder)[self.keep:]:
+        for _, path in _checkpoints(self._folder)[self.keep :]:
             shutil.rmtree(path, ignore_errors=True)
         self._last_saved_epoch, self._last_saved_time = epochs_done, time.monotonic()
         self.seconds += time.monotonic() - started
@@ -298,13 +323,16 @@ class RunCheckpoint(keras.callbacks.Callback):
                 try:
                     return path, _read_checkpoint(path)
                 except ValueError as error:
-                    raise ValueError(f"the workers' newest common checkpoint is damaged here: "
-                                     f"{error}") from None
+                    raise ValueError(
+                        f"the workers' newest common checkpoint is damaged here: {error}"
+                    ) from None
         if agreed == 0:
             return None
-        raise ValueError(f"{self._folder}: another worker resumes after epoch {agreed}, but "
-                         "this worker no longer holds that checkpoint; start the run afresh "
-                         "(--force) on every worker")
+        raise ValueError(
+            f"{self._folder}: another worker resumes after epoch {agreed}, but "
+            "this worker no longer holds that checkpoint; start the run afresh "
+            "(--force) on every worker"
+        )
 
     # -- Keras hooks -----------------------------------------------------------------------
     def on_train_begin(self, logs=None) -> None:
@@ -316,12 +344,16 @@ class RunCheckpoint(keras.callbacks.Callback):
         if found is not None:
             self._restore(*found)
             if self.verbose:
-                print(f"resuming {self.out_dir} after epoch {self.resumed_from} "
-                      f"(from {found[0].name})", flush=True)
+                print(
+                    f"resuming {self.out_dir} after epoch {self.resumed_from} "
+                    f"(from {found[0].name})",
+                    flush=True,
+                )
         else:
             if self.resume and any(self._folder.glob("epoch-*")):
-                warnings.warn(f"{self._folder}: no intact checkpoint; training starts afresh",
-                              stacklevel=2)
+                warnings.warn(
+                    f"{self._folder}: no intact checkpoint; training starts afresh", stacklevel=2
+                )
             # A fresh start: what an earlier attempt left must not pass for this run's.
             shutil.rmtree(self._folder, ignore_errors=True)
             for name in (BEST_WEIGHTS, BEST_RECORD):
@@ -344,9 +376,11 @@ class RunCheckpoint(keras.callbacks.Callback):
             self.seconds += time.monotonic() - started
         done = epoch + 1
         due_epochs = self.every_epochs is not None and (
-            done - (self._last_saved_epoch or 0) >= self.every_epochs)
+            done - (self._last_saved_epoch or 0) >= self.every_epochs
+        )
         due_time = self.every_seconds is not None and (
-            time.monotonic() - self._last_saved_time >= self.every_seconds)
+            time.monotonic() - self._last_saved_time >= self.every_seconds
+        )
         if self._strategy is not None and self.every_seconds is not None:
             due_time = max(self._all_workers(float(due_time))) > 0  # one clock for all
         if due_epochs or due_time:
@@ -378,16 +412,21 @@ def check_resumable(out_dir: str | os.PathLike, max_epochs: int) -> dict | None:
     if record.get("finished"):
         done = record["epochs_done"]
         best = record.get("best")
-        summary = (f"{out_dir} holds a finished run ({done} epochs, best {record['monitor']} "
-                   f"{best:.4f} at epoch {record['best_epoch'] + 1})" if best is not None
-                   else f"{out_dir} holds a finished run ({done} epochs)")
+        summary = (
+            f"{out_dir} holds a finished run ({done} epochs, best {record['monitor']} "
+            f"{best:.4f} at epoch {record['best_epoch'] + 1})"
+            if best is not None
+            else f"{out_dir} holds a finished run ({done} epochs)"
+        )
         if record.get("stop") == "stopped":
             raise RunFinishedError(
                 f"{summary}: its schedule stopped it. Evaluate it, or train afresh with a new "
-                "--out (or --force / resume=False to replace it)")
+                "--out (or --force / resume=False to replace it)"
+            )
         if max_epochs <= done:
             raise RunFinishedError(
                 f"{summary}: it used its budget of epochs. Pass --epochs (max_epochs) larger "
                 f"than {done} to train it further, or a new --out (or --force / resume=False) "
-                "to train afresh")
+                "to train afresh"
+            )
     return record

@@ -41,8 +41,9 @@ class ClassifierResult:
     resumed_from: int | None = None  # epochs done before this call (None: a fresh run)
 
 
-def step_decay(initial_lr: float = 0.1, every: int = 30,
-               factor: float = 0.9) -> Callable[..., float]:
+def step_decay(
+    initial_lr: float = 0.1, every: int = 30, factor: float = 0.9
+) -> Callable[..., float]:
     """The paper's schedule: "lr 0.1 decayed 10% every 30 epochs", read as lr x 0.9 per 30
     epochs (epoch counted from 0); ``factor=0.1`` gives the ImageNet-style x0.1 reading."""
     return lambda epoch, lr=None: initial_lr * factor ** (epoch // every)
@@ -77,8 +78,7 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
             self.wait = state["wait"]
 
 
-def export_encoder_weights(classifier: keras.Model, encoder: str,
-                           out: str | os.PathLike) -> Path:
+def export_encoder_weights(classifier: keras.Model, encoder: str, out: str | os.PathLike) -> Path:
     """Write the classifier's trunk as ``get_encoder(encoder)`` weights (layers match by their
     PyTorch-path names), so ``get_encoder(encoder, weights=out)`` loads the pre-trained encoder."""
     from micronet_tf.encoders import get_encoder
@@ -134,8 +134,9 @@ def train_classifier(
     from micronet_tf.encoders import get_classifier
 
     if weight_decay_mode not in WEIGHT_DECAY_MODES:
-        raise ValueError(f"weight_decay_mode must be one of {WEIGHT_DECAY_MODES}, "
-                         f"got {weight_decay_mode!r}")
+        raise ValueError(
+            f"weight_decay_mode must be one of {WEIGHT_DECAY_MODES}, got {weight_decay_mode!r}"
+        )
     if decay_every < 1:
         raise ValueError(f"decay_every must be >= 1 epoch, got {decay_every!r}")
     if max_epochs < 1:
@@ -153,17 +154,26 @@ def train_classifier(
         if coupled:
             couple_weight_decay(model, weight_decay)
         model.compile(
-            optimizer=keras.optimizers.SGD(initial_lr, momentum=momentum,
-                                           weight_decay=None if coupled else weight_decay),
+            optimizer=keras.optimizers.SGD(
+                initial_lr, momentum=momentum, weight_decay=None if coupled else weight_decay
+            ),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1"),
-                     keras.metrics.SparseTopKCategoricalAccuracy(k=min(5, classes), name="top5"),
-                     keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="ce")],
+            metrics=[
+                keras.metrics.SparseCategoricalAccuracy(name="top1"),
+                keras.metrics.SparseTopKCategoricalAccuracy(k=min(5, classes), name="top5"),
+                keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="ce"),
+            ],
         )
     stopper = ResumableEarlyStopping(patience=patience)
-    checkpoint = RunCheckpoint(out_dir, monitor=MONITOR, every=checkpoint_every, resume=resume,
-                               stateful=[stopper], verbose=verbose != 0,
-                               strategy=strategy)
+    checkpoint = RunCheckpoint(
+        out_dir,
+        monitor=MONITOR,
+        every=checkpoint_every,
+        resume=resume,
+        stateful=[stopper],
+        verbose=verbose != 0,
+        strategy=strategy,
+    )
     built_in = [
         keras.callbacks.LearningRateScheduler(step_decay(initial_lr, decay_every, decay_factor)),
         stopper,
@@ -171,16 +181,26 @@ def train_classifier(
     ]
     if tensorboard:
         built_in.append(keras.callbacks.TensorBoard(str(out_dir / "tensorboard")))
-    history = model.fit(train_ds, validation_data=val_ds, epochs=max_epochs,
-                        callbacks=built_in + list(callbacks), shuffle=False, verbose=verbose)
+    history = model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=max_epochs,
+        callbacks=built_in + list(callbacks),
+        shuffle=False,
+        verbose=verbose,
+    )
     # RunCheckpoint restored the best weights at the end of fit: the trunk is best.keras'.
     encoder_weights = export_encoder_weights(model, encoder, out_dir / ENCODER_WEIGHTS)
     best = stopper.best
     return ClassifierResult(
-        out_dir=out_dir, best_model=out_dir / BEST_MODEL, last_model=out_dir / LAST_MODEL,
-        encoder_weights=encoder_weights, log=out_dir / LOG_FILE,
+        out_dir=out_dir,
+        best_model=out_dir / BEST_MODEL,
+        last_model=out_dir / LAST_MODEL,
+        encoder_weights=encoder_weights,
+        log=out_dir / LOG_FILE,
         best_top1=float(best) if best is not None else None,
         best_epoch=stopper.best_epoch if best is not None else None,
-        epochs_run=len(history.epoch), history=dict(history.history),
+        epochs_run=len(history.epoch),
+        history=dict(history.history),
         resumed_from=checkpoint.resumed_from,
     )

@@ -19,8 +19,9 @@ def get_strategy(strategy: str | tf.distribute.Strategy = "auto") -> tf.distribu
     if isinstance(strategy, tf.distribute.Strategy):
         return strategy
     if strategy not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {STRATEGIES} or a tf.distribute.Strategy, "
-                         f"got {strategy!r}")
+        raise ValueError(
+            f"strategy must be one of {STRATEGIES} or a tf.distribute.Strategy, got {strategy!r}"
+        )
     if strategy == "multiworker":
         # Before anything initialises TensorFlow's runtime: collectives are set up at startup.
         return _reduce_nests(tf.distribute.MultiWorkerMirroredStrategy())
@@ -94,8 +95,9 @@ def gather_from_workers(strategy: tf.distribute.Strategy, value: float) -> list[
 
         @tf.function
         def gather(value):
-            return strategy.reduce(tf.distribute.ReduceOp.SUM,
-                                   strategy.run(spread, args=(value,)), axis=None)
+            return strategy.reduce(
+                tf.distribute.ReduceOp.SUM, strategy.run(spread, args=(value,)), axis=None
+            )
 
         strategy._micronet_gather = gather
     return [float(v) for v in gather(tf.constant(value, tf.float32)).numpy()]

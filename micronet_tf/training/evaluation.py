@@ -82,36 +82,60 @@ def evaluate_segmentation(
             union += uni
             name = Path(filenames[index]).stem if filenames else f"image{index:03d}"
             pixels = height * width
-            per_image.append({"image": name, **{
-                f"iou_{c}": float(i / u) if u else 1.0 for c, i, u in zip(names, inter, uni)
-            }, **{f"area_{c}": float(predicted[..., k].sum() / pixels)
-                  for k, c in enumerate(names)},
-                **{f"area_{c}_true": float(truth[..., k].sum() / pixels)
-                   for k, c in enumerate(names)}})
+            per_image.append(
+                {
+                    "image": name,
+                    **{
+                        f"iou_{c}": float(i / u) if u else 1.0 for c, i, u in zip(names, inter, uni)
+                    },
+                    **{
+                        f"area_{c}": float(predicted[..., k].sum() / pixels)
+                        for k, c in enumerate(names)
+                    },
+                    **{
+                        f"area_{c}_true": float(truth[..., k].sum() / pixels)
+                        for k, c in enumerate(names)
+                    },
+                }
+            )
             if out is not None:
                 for channel, class_name in enumerate(names):
                     if channel not in skip_channels:
-                        _write_png(out / "accuracy" / f"{name}_{class_name}.png",
-                                   accuracy_map(predicted[..., channel], truth[..., channel]))
+                        _write_png(
+                            out / "accuracy" / f"{name}_{class_name}.png",
+                            accuracy_map(predicted[..., channel], truth[..., channel]),
+                        )
             index += 1
     if index == 0:
         raise ValueError("the evaluation dataset is empty")
     per_class = {c: float(i / u) if u else 1.0 for c, i, u in zip(names, intersection, union)}
     scored = [v for k, v in enumerate(per_class.values()) if k not in skip_channels]
     # The measurement a phase analysis reports: each class's area fraction, against the truth.
-    area_error = {c: float(np.mean([abs(r[f"area_{c}"] - r[f"area_{c}_true"])
-                                    for r in per_image])) for c in names}
-    metrics = {"per_class_iou": per_class, "mean_iou": float(np.mean(scored)),
-               "area_fraction_mean_abs_error": area_error,
-               "mean_iou_classes": [c for k, c in enumerate(names) if k not in skip_channels],
-               "images": per_image, "threshold": threshold}
+    area_error = {
+        c: float(np.mean([abs(r[f"area_{c}"] - r[f"area_{c}_true"]) for r in per_image]))
+        for c in names
+    }
+    metrics = {
+        "per_class_iou": per_class,
+        "mean_iou": float(np.mean(scored)),
+        "area_fraction_mean_abs_error": area_error,
+        "mean_iou_classes": [c for k, c in enumerate(names) if k not in skip_channels],
+        "images": per_image,
+        "threshold": threshold,
+    }
     if out is not None:
         with atomic_output_path(out / "metrics.json") as temporary:
             temporary.write_text(json.dumps(metrics, indent=2))
-        with atomic_output_path(out / "metrics.csv") as temporary, open(temporary, "w",
-                                                                        newline="") as handle:
-            fields = ["image", *[f"iou_{c}" for c in names], *[f"area_{c}" for c in names],
-                      *[f"area_{c}_true" for c in names]]
+        with (
+            atomic_output_path(out / "metrics.csv") as temporary,
+            open(temporary, "w", newline="") as handle,
+        ):
+            fields = [
+                "image",
+                *[f"iou_{c}" for c in names],
+                *[f"area_{c}" for c in names],
+                *[f"area_{c}_true" for c in names],
+            ]
             writer = csv.DictWriter(handle, fieldnames=fields)
             writer.writeheader()
             writer.writerows(per_image)
@@ -136,8 +160,12 @@ def plot_training_curves(log_csv: str | os.PathLike, out_png: str | os.PathLike)
         for prefix, style in (("", "-"), ("val_", "--")):
             key = prefix + metric
             if key in rows[0]:
-                axis.plot(epochs, [float(r[key]) for r in rows], style,
-                          label="validation" if prefix else "training")
+                axis.plot(
+                    epochs,
+                    [float(r[key]) for r in rows],
+                    style,
+                    label="validation" if prefix else "training",
+                )
         axis.set_xlabel("epoch")
         axis.set_title("loss (0.7 BCE + 0.3 Dice)" if metric == "loss" else "mean IoU")
         axis.legend()

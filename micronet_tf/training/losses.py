@@ -26,8 +26,14 @@ class DiceBCELoss(keras.losses.Loss):
     Targets: one channel of 0/1 for one class, one-hot channels for several.
     """
 
-    def __init__(self, bce_weight: float = 0.7, activation: str = "sigmoid", smooth: float = 1.0,
-                 name: str = "dice_bce", **kwargs) -> None:
+    def __init__(
+        self,
+        bce_weight: float = 0.7,
+        activation: str = "sigmoid",
+        smooth: float = 1.0,
+        name: str = "dice_bce",
+        **kwargs,
+    ) -> None:
         super().__init__(name=name, **kwargs)
         if activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {_ACTIVATIONS}, got {activation!r}")
@@ -56,5 +62,9 @@ class DiceBCELoss(keras.losses.Loss):
         return self.bce_weight * bce + (1.0 - self.bce_weight) * dice
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "bce_weight": self.bce_weight,
-                "activation": self.activation, "smooth": self.smooth}
+        return {
+            **super().get_config(),
+            "bce_weight": self.bce_weight,
+            "activation": self.activation,
+            "smooth": self.smooth,
+        }

@@ -20,8 +20,15 @@ class SegmentationIoU(keras.metrics.Metric):
     for one class and one batch.
     """
 
-    def __init__(self, num_classes: int = 1, class_id: int | None = None, threshold: float = 0.5,
-                 activation: str = "sigmoid", name: str | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        num_classes: int = 1,
+        class_id: int | None = None,
+        threshold: float = 0.5,
+        activation: str = "sigmoid",
+        name: str | None = None,
+        **kwargs,
+    ) -> None:
         if name is None:
             name = "iou" if class_id is None else f"iou_{class_id}"
         super().__init__(name=name, **kwargs)
@@ -31,10 +38,10 @@ class SegmentationIoU(keras.metrics.Metric):
         self.class_id = class_id
         self.threshold = float(threshold)
         self.activation = activation
-        self.intersection = self.add_weight(shape=(self.num_classes,), initializer="zeros",
-                                            name="intersection")
-        self.union = self.add_weight(shape=(self.num_classes,), initializer="zeros",
-                                     name="union")
+        self.intersection = self.add_weight(
+            shape=(self.num_classes,), initializer="zeros", name="intersection"
+        )
+        self.union = self.add_weight(shape=(self.num_classes,), initializer="zeros", name="union")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         if self.activation == "sigmoid":
@@ -62,9 +69,13 @@ class SegmentationIoU(keras.metrics.Metric):
         self.union.assign(ops.zeros_like(self.union))
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "num_classes": self.num_classes,
-                "class_id": self.class_id, "threshold": self.threshold,
-                "activation": self.activation}
+        return {
+            **super().get_config(),
+            "num_classes": self.num_classes,
+            "class_id": self.class_id,
+            "threshold": self.threshold,
+            "activation": self.activation,
+        }
 
 
 def iou_metrics(class_names: Sequence[str], activation: str = "sigmoid") -> list[SegmentationIoU]:
@@ -72,6 +83,8 @@ def iou_metrics(class_names: Sequence[str], activation: str = "sigmoid") -> list
     count = len(class_names)
     metrics = [SegmentationIoU(count, activation=activation, name="iou")]
     if count > 1:
-        metrics += [SegmentationIoU(count, i, activation=activation, name=f"iou_{name}")
-                    for i, name in enumerate(class_names)]
+        metrics += [
+            SegmentationIoU(count, i, activation=activation, name=f"iou_{name}")
+            for i, name in enumerate(class_names)
+        ]
     return metrics

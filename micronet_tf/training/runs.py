@@ -32,12 +32,32 @@ from micronet_tf.training.train import TrainingResult, train_segmentation
 RUN_CONFIG = "run.json"
 # What makes two runs the same run: training into a folder whose run.json differs in one of
 # these refuses (force=True replaces the old run).
-RUN_IDENTITY = ("dataset", "architecture", "encoder", "encoder_weights", "class_names", "crop",
-                "batch_size", "samples_per_epoch", "seed", "initial_lr", "patience",
-                "data_sha256", "init")
+RUN_IDENTITY = (
+    "dataset",
+    "architecture",
+    "encoder",
+    "encoder_weights",
+    "class_names",
+    "crop",
+    "batch_size",
+    "samples_per_epoch",
+    "seed",
+    "initial_lr",
+    "patience",
+    "data_sha256",
+    "init",
+)
 # Files a run writes into its folder (what force=True removes).
-RUN_FILES = (RUN_CONFIG, BEST_WEIGHTS, BEST_RECORD, BEST_MODEL, LAST_MODEL, LOG_FILE,
-             "encoder.weights.h5", "classes.json")  # the last two: pre-training runs
+RUN_FILES = (
+    RUN_CONFIG,
+    BEST_WEIGHTS,
+    BEST_RECORD,
+    BEST_MODEL,
+    LAST_MODEL,
+    LOG_FILE,
+    "encoder.weights.h5",
+    "classes.json",
+)  # the last two: pre-training runs
 RUN_FOLDERS = (CHECKPOINT_DIR, "tensorboard")
 
 
@@ -48,28 +68,46 @@ class RunFolderError(ValueError):
 _FLAGS = {"initial_lr": "--lr"}
 
 
-def check_training_arguments(*, epochs: int | None = None, batch_size: int | None = None,
-                             crop: int = 512, patience: int = 30, repeats: int = 1,
-                             initial_lr: float = 2e-4, checkpoint_every: int | str = "5min",
-                             encoder_weights=None, cli: bool = False) -> None:
+def check_training_arguments(
+    *,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    crop: int = 512,
+    patience: int = 30,
+    repeats: int = 1,
+    initial_lr: float = 2e-4,
+    checkpoint_every: int | str = "5min",
+    encoder_weights=None,
+    cli: bool = False,
+) -> None:
     """Reject bad numbers before any data is built or folder made; ``cli`` names the flags."""
+
     def name(argument: str) -> str:
         return _FLAGS.get(argument, "--" + argument.replace("_", "-")) if cli else argument
 
-    values = dict(epochs=epochs, batch_size=batch_size, crop=crop, patience=patience,
-                  repeats=repeats, initial_lr=initial_lr)
+    values = dict(
+        epochs=epochs,
+        batch_size=batch_size,
+        crop=crop,
+        patience=patience,
+        repeats=repeats,
+        initial_lr=initial_lr,
+    )
     for argument, value in values.items():
         if value is not None and (isinstance(value, bool) or value <= 0):
             raise ValueError(f"{name(argument)} {value!r}: expected a positive number")
     if crop % 32:
-        raise ValueError(f"{name('crop')} {crop}: expected a multiple of 32 (the encoders' "
-                         f"output stride), e.g. {max(32, crop // 32 * 32)} or "
-                         f"{crop // 32 * 32 + 32}")
+        raise ValueError(
+            f"{name('crop')} {crop}: expected a multiple of 32 (the encoders' "
+            f"output stride), e.g. {max(32, crop // 32 * 32)} or "
+            f"{crop // 32 * 32 + 32}"
+        )
     try:
         parse_interval(checkpoint_every)
     except ValueError as error:
-        raise ValueError(str(error).replace("checkpoint_every=", name("checkpoint_every") + " ")
-                         ) from None
+        raise ValueError(
+            str(error).replace("checkpoint_every=", name("checkpoint_every") + " ")
+        ) from None
     from micronet_tf._weights import check_weights_argument
 
     check_weights_argument(encoder_weights, name("encoder_weights"))
@@ -95,18 +133,23 @@ def prepare_run_folder(out_dir: Path, config: dict, *, force: bool = False) -> N
     try:
         previous = json.loads(record.read_text())
     except ValueError as error:
-        raise RunFolderError(f"{record}: unreadable ({error}); pass --force to replace the "
-                             "run in this folder, or a new --out") from None
-    differences = [f"{key}: {previous.get(key)!r} there, {config.get(key)!r} now"
-                   for key in RUN_IDENTITY if previous.get(key) != config.get(key)]
+        raise RunFolderError(
+            f"{record}: unreadable ({error}); pass --force to replace the "
+            "run in this folder, or a new --out"
+        ) from None
+    differences = [
+        f"{key}: {previous.get(key)!r} there, {config.get(key)!r} now"
+        for key in RUN_IDENTITY
+        if previous.get(key) != config.get(key)
+    ]
     if differences:
         raise RunFolderError(
             f"run folder {out_dir} holds a different run ({'; '.join(differences)}). Pass a new "
-            "--out, or force (--force) to replace that run")
+            "--out, or force (--force) to replace that run"
+        )
 
 
-def start_run(out_dir: str | os.PathLike, config: dict, *, strategy, force: bool = False
-              ) -> Path:
+def start_run(out_dir: str | os.PathLike, config: dict, *, strategy, force: bool = False) -> Path:
     """Set up this process's run folder: refuse one holding a different run (``force``
     replaces it), then record ``config`` in its ``run.json``. The chief (or a single process)
     uses ``out_dir``; another worker its own ``out_dir/workertemp_<id>`` (see
@@ -141,10 +184,15 @@ def _pixels_record(split: tf.data.Dataset) -> list[dict]:
     rows = []
     for element in split.as_numpy_iterator():
         name = element["image/filename"]
-        rows.append({"image": name.decode() if isinstance(name, bytes) else str(name),
-                     "pixels_sha256": hashlib.sha256(element["image"].tobytes()).hexdigest(),
-                     "mask_pixels_sha256": hashlib.sha256(
-                         element["segmentation_mask"].tobytes()).hexdigest()})
+        rows.append(
+            {
+                "image": name.decode() if isinstance(name, bytes) else str(name),
+                "pixels_sha256": hashlib.sha256(element["image"].tobytes()).hexdigest(),
+                "mask_pixels_sha256": hashlib.sha256(
+                    element["segmentation_mask"].tobytes()
+                ).hexdigest(),
+            }
+        )
     return rows
 
 
@@ -169,17 +217,26 @@ def _load_tfds_split(task: SegmentationTask, split: str, data_dir: str | None):
 def tfds_training_data(dataset: str, data_dir: str | None = None) -> TrainingData:
     """A benchmark set, or a dataset written by ``micronet-tf dataset``, as training data."""
     task = dataset_task(dataset)
-    train, validation = (_load_tfds_split(task, split, data_dir)
-                         for split in ("train", "validation"))
-    record = {"source": task.dataset, "train": _pixels_record(train),
-              "validation": _pixels_record(validation)}
+    train, validation = (
+        _load_tfds_split(task, split, data_dir) for split in ("train", "validation")
+    )
+    record = {
+        "source": task.dataset,
+        "train": _pixels_record(train),
+        "validation": _pixels_record(validation),
+    }
     return TrainingData(task, train, validation, record)
 
 
 def folder_training_data(
-    images: str | os.PathLike, masks: str | os.PathLike, classes, *,
-    mask_format: str | None = None, val_images: str | os.PathLike | None = None,
-    val_masks: str | os.PathLike | None = None, val_fraction: float | None = None,
+    images: str | os.PathLike,
+    masks: str | os.PathLike,
+    classes,
+    *,
+    mask_format: str | None = None,
+    val_images: str | os.PathLike | None = None,
+    val_masks: str | os.PathLike | None = None,
+    val_fraction: float | None = None,
     keep_orientation: bool = False,
 ) -> TrainingData:
     """Labelled folders (see :func:`~micronet_tf.data.segmentation_dataset_from_folders`) as
@@ -193,26 +250,37 @@ def folder_training_data(
         load_folder_pairs,
     )
 
-    class_map = classes if isinstance(classes, ClassMap) else parse_class_map(
-        list(classes), mask_format)
+    class_map = (
+        classes if isinstance(classes, ClassMap) else parse_class_map(list(classes), mask_format)
+    )
     if (val_images is None) != (val_masks is None):
-        raise ValueError("val_images and val_masks go together: pass both folders, or "
-                         "val_fraction to hold out part of each training image")
+        raise ValueError(
+            "val_images and val_masks go together: pass both folders, or "
+            "val_fraction to hold out part of each training image"
+        )
     if val_images is not None and val_fraction is not None:
-        raise ValueError("pass validation folders (val_images=, val_masks=) or val_fraction=, "
-                         "not both")
+        raise ValueError(
+            "pass validation folders (val_images=, val_masks=) or val_fraction=, not both"
+        )
+
     def read(image_dir, mask_dir, argument):
         try:
-            return load_folder_pairs(image_dir, mask_dir, class_map.folder_classes,
-                                     class_map.mask_format)
+            return load_folder_pairs(
+                image_dir, mask_dir, class_map.folder_classes, class_map.mask_format
+            )
         except FileNotFoundError as error:
-            raise FileNotFoundError(str(error).replace("images_dir=", f"{argument}images=")
-                                    .replace("masks_dir=", f"{argument}masks=")) from None
+            raise FileNotFoundError(
+                str(error)
+                .replace("images_dir=", f"{argument}images=")
+                .replace("masks_dir=", f"{argument}masks=")
+            ) from None
 
     examples = read(images, masks, "")
-    record = {"source": {"images": str(Path(images).resolve()),
-                         "masks": str(Path(masks).resolve())},
-              "class_map": class_map.to_json(), "train": describe_pairs(images, masks, examples)}
+    record = {
+        "source": {"images": str(Path(images).resolve()), "masks": str(Path(masks).resolve())},
+        "class_map": class_map.to_json(),
+        "train": describe_pairs(images, masks, examples),
+    }
     if val_images is not None:
         validation = read(val_images, val_masks, "val_")
         record["validation"] = describe_pairs(val_images, val_masks, validation)
@@ -223,14 +291,17 @@ def folder_training_data(
         record["validation"] = {
             "val_fraction": fraction,
             "held_out": "the right-most columns of each training image, full height",
-            "columns": {e["image/filename"]: list(e["columns"]) for e in validation}}
+            "columns": {e["image/filename"]: list(e["columns"]) for e in validation},
+        }
     task = SegmentationTask(f"folders:{Path(images)}", class_map, keep_orientation)
-    return TrainingData(task, dataset_from_examples(train), dataset_from_examples(validation),
-                        record)
+    return TrainingData(
+        task, dataset_from_examples(train), dataset_from_examples(validation), record
+    )
 
 
-def _fine_tune_builder(init: Path, task: SegmentationTask, architecture: str | None,
-                       encoder: str | None):
+def _fine_tune_builder(
+    init: Path, task: SegmentationTask, architecture: str | None, encoder: str | None
+):
     """A builder that starts from the model in ``init``: as it is for the same classes, with a
     new head (all else kept) for other ones; announces which in one line."""
     from micronet_tf import load_model
@@ -240,29 +311,40 @@ def _fine_tune_builder(init: Path, task: SegmentationTask, architecture: str | N
     try:
         info, old_names = model_info(loaded), class_names(loaded)
     except ValueError:
-        raise ValueError(f"init={str(init)!r}: not a segmentation model made by micronet-tf "
-                         "(convert a PyTorch one with `micronet-tf convert-model` first)"
-                         ) from None
-    for argument, given, own in (("architecture", architecture, info["architecture"]),
-                                 ("encoder", encoder, info["encoder"])):
+        raise ValueError(
+            f"init={str(init)!r}: not a segmentation model made by micronet-tf "
+            "(convert a PyTorch one with `micronet-tf convert-model` first)"
+        ) from None
+    for argument, given, own in (
+        ("architecture", architecture, info["architecture"]),
+        ("encoder", encoder, info["encoder"]),
+    ):
         if given is not None and given.lower() != own.lower():
-            raise ValueError(f"{argument}={given!r}, but init={str(init)!r} is a {own} model: "
-                             f"leave {argument}= out (fine-tuning keeps the model's)")
+            raise ValueError(
+                f"{argument}={given!r}, but init={str(init)!r} is a {own} model: "
+                f"leave {argument}= out (fine-tuning keeps the model's)"
+            )
     same = old_names == task.class_names and info["classes"] == task.model_classes
     if same:
         print(f"fine-tuning {init}: same classes ({', '.join(task.class_names)})", flush=True)
     else:
-        print(f"fine-tuning {init}: new head for {', '.join(task.class_names)} (the model "
-              f"had {', '.join(old_names or ['?'])}); encoder and decoder weights kept",
-              flush=True)
+        print(
+            f"fine-tuning {init}: new head for {', '.join(task.class_names)} (the model "
+            f"had {', '.join(old_names or ['?'])}); encoder and decoder weights kept",
+            flush=True,
+        )
     weights = {layer.name: layer.get_weights() for layer in loaded.layers}
     del loaded
 
     def build() -> keras.Model:
         model = create_segmentation_model(
-            info["architecture"], info["encoder"], classes=task.model_classes,
-            class_names=task.class_names, encoder_options=info.get("encoder_options"),
-            **info.get("decoder_kwargs", {}))
+            info["architecture"],
+            info["encoder"],
+            classes=task.model_classes,
+            class_names=task.class_names,
+            encoder_options=info.get("encoder_options"),
+            **info.get("decoder_kwargs", {}),
+        )
         for layer in model.layers:
             if layer.weights and (same or not layer.name.startswith("segmentation_head")):
                 layer.set_weights(weights[layer.name])
@@ -271,8 +353,15 @@ def _fine_tune_builder(init: Path, task: SegmentationTask, architecture: str | N
     return build, info["architecture"], info["encoder"]
 
 
-def training_pipelines(data: TrainingData, *, crop: int, batch_size: int | None,
-                       repeats: int, seed: int, strategy: tf.distribute.Strategy | None = None):
+def training_pipelines(
+    data: TrainingData,
+    *,
+    crop: int,
+    batch_size: int | None,
+    repeats: int,
+    seed: int,
+    strategy: tf.distribute.Strategy | None = None,
+):
     """``(train_ds, val_ds, samples per epoch, batch size)`` as :func:`train_run` feeds them."""
     from micronet_tf.data import make_segmentation_pipeline
     from micronet_tf.training.distribute import is_multiworker
@@ -281,35 +370,56 @@ def training_pipelines(data: TrainingData, *, crop: int, batch_size: int | None,
     count = int(data.train.cardinality()) * repeats
     batch = batch_size or count
     train_ds = make_segmentation_pipeline(
-        data.train.repeat(repeats), training=True, crop=crop, batch_size=batch,
-        classes=task.targets, keep_orientation=task.keep_orientation, seed=seed,
+        data.train.repeat(repeats),
+        training=True,
+        crop=crop,
+        batch_size=batch,
+        classes=task.targets,
+        keep_orientation=task.keep_orientation,
+        seed=seed,
     )
-    val_ds = make_segmentation_pipeline(data.validation, training=False, batch_size=1,
-                                        classes=task.targets).map(lambda x, y, w: (x, y))
+    val_ds = make_segmentation_pipeline(
+        data.validation, training=False, batch_size=1, classes=task.targets
+    ).map(lambda x, y, w: (x, y))
     if strategy is not None and is_multiworker(strategy):
         workers = strategy.extended._num_workers
         if batch < workers:
-            raise ValueError(f"batch_size={batch}: with {workers} workers each needs at least "
-                             "one crop per step; raise repeats= (each image's crops per epoch) "
-                             "or batch_size=")
+            raise ValueError(
+                f"batch_size={batch}: with {workers} workers each needs at least "
+                "one crop per step; raise repeats= (each image's crops per epoch) "
+                "or batch_size="
+            )
         # Every replica validates on every image (a copy each): a few whole images of their
         # own sizes cannot be split evenly, and the IoU of pooled intersections and unions is
         # the same over identical copies.
         copies = strategy.num_replicas_in_sync
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-        val_ds = val_ds.map(lambda x, y: (tf.repeat(x, copies, axis=0),
-                                          tf.repeat(y, copies, axis=0))).with_options(options)
+        val_ds = val_ds.map(
+            lambda x, y: (tf.repeat(x, copies, axis=0), tf.repeat(y, copies, axis=0))
+        ).with_options(options)
     return train_ds, val_ds, count, batch
 
 
 def train_run(
-    data: TrainingData, architecture: str | None = None, encoder: str | None = None, *,
-    out_dir: str | os.PathLike, encoder_weights=None, init: str | os.PathLike | None = None,
-    patience: int = 30, epochs: int | None = None, batch_size: int | None = None,
-    crop: int = 512, strategy: str | tf.distribute.Strategy = "auto", seed: int = 0,
-    repeats: int = 1, initial_lr: float = 2e-4, checkpoint_every: int | str = "5min",
-    force: bool = False, verbose: int | str = "auto",
+    data: TrainingData,
+    architecture: str | None = None,
+    encoder: str | None = None,
+    *,
+    out_dir: str | os.PathLike,
+    encoder_weights=None,
+    init: str | os.PathLike | None = None,
+    patience: int = 30,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    crop: int = 512,
+    strategy: str | tf.distribute.Strategy = "auto",
+    seed: int = 0,
+    repeats: int = 1,
+    initial_lr: float = 2e-4,
+    checkpoint_every: int | str = "5min",
+    force: bool = False,
+    verbose: int | str = "auto",
 ) -> TrainingResult:
     """The paper's recipe on ``data`` (see :func:`train_on_benchmark` for the arguments);
     ``init``: fine-tune a trained ``.keras`` model (a new head when the classes differ)."""
@@ -321,29 +431,44 @@ def train_run(
     if init is not None:
         init = Path(init)
         if encoder_weights is not None:
-            raise ValueError("init= starts from a whole trained model; encoder_weights= "
-                             "does not apply: pass one of them")
-        build_model, architecture, encoder = _fine_tune_builder(init, task, architecture,
-                                                                encoder)
+            raise ValueError(
+                "init= starts from a whole trained model; encoder_weights= "
+                "does not apply: pass one of them"
+            )
+        build_model, architecture, encoder = _fine_tune_builder(init, task, architecture, encoder)
     else:
         architecture, encoder = architecture or "Unet", encoder or "resnet50"
 
         def build_model() -> keras.Model:
-            return create_segmentation_model(architecture, encoder, encoder_weights,
-                                             classes=task.model_classes,
-                                             class_names=task.class_names)
+            return create_segmentation_model(
+                architecture,
+                encoder,
+                encoder_weights,
+                classes=task.model_classes,
+                class_names=task.class_names,
+            )
 
     train_ds, val_ds, count, batch = training_pipelines(
-        data, crop=crop, batch_size=batch_size, repeats=repeats, seed=seed, strategy=strategy)
+        data, crop=crop, batch_size=batch_size, repeats=repeats, seed=seed, strategy=strategy
+    )
     data_json = json.dumps(data.record, sort_keys=True)
     config = {
-        "dataset": task.dataset, "architecture": architecture, "encoder": encoder,
+        "dataset": task.dataset,
+        "architecture": architecture,
+        "encoder": encoder,
         "encoder_weights": None if encoder_weights is None else str(encoder_weights),
         "init": None if init is None else {"path": str(init), "sha256": _sha256(init)},
-        "patience": patience, "epochs": epochs, "batch_size": batch, "samples_per_epoch": count,
-        "crop": crop, "seed": seed, "initial_lr": initial_lr,
-        "class_names": list(task.class_names), "labels": task.labels_record(),
-        "data_sha256": hashlib.sha256(data_json.encode()).hexdigest(), "data": data.record,
+        "patience": patience,
+        "epochs": epochs,
+        "batch_size": batch,
+        "samples_per_epoch": count,
+        "crop": crop,
+        "seed": seed,
+        "initial_lr": initial_lr,
+        "class_names": list(task.class_names),
+        "labels": task.labels_record(),
+        "data_sha256": hashlib.sha256(data_json.encode()).hexdigest(),
+        "data": data.record,
     }
     start_run(out_dir, config, strategy=strategy, force=force)
 
@@ -352,11 +477,19 @@ def train_run(
         set_training_labels(model, task.labels_record())
         return model
 
-    return train_segmentation(build, train_ds, val_ds, out_dir=out_dir, patience=patience,
-                              initial_lr=initial_lr,
-                              max_epochs=100_000 if epochs is None else epochs,
-                              strategy=strategy, seed=seed, checkpoint_every=checkpoint_every,
-                              verbose=verbose)
+    return train_segmentation(
+        build,
+        train_ds,
+        val_ds,
+        out_dir=out_dir,
+        patience=patience,
+        initial_lr=initial_lr,
+        max_epochs=100_000 if epochs is None else epochs,
+        strategy=strategy,
+        seed=seed,
+        checkpoint_every=checkpoint_every,
+        verbose=verbose,
+    )
 
 
 def _sha256(path: Path) -> str:
@@ -366,12 +499,25 @@ def _sha256(path: Path) -> str:
 
 
 def train_on_benchmark(
-    dataset: str, architecture: str | None = "Unet", encoder: str | None = "resnet50", *,
-    out_dir: str | os.PathLike, encoder_weights=None, init: str | os.PathLike | None = None,
-    patience: int = 30, epochs: int | None = None, batch_size: int | None = None,
-    crop: int = 512, strategy: str | tf.distribute.Strategy = "auto", seed: int = 0,
-    data_dir: str | None = None, repeats: int = 1, initial_lr: float = 2e-4,
-    checkpoint_every: int | str = "5min", force: bool = False, verbose: int | str = "auto",
+    dataset: str,
+    architecture: str | None = "Unet",
+    encoder: str | None = "resnet50",
+    *,
+    out_dir: str | os.PathLike,
+    encoder_weights=None,
+    init: str | os.PathLike | None = None,
+    patience: int = 30,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    crop: int = 512,
+    strategy: str | tf.distribute.Strategy = "auto",
+    seed: int = 0,
+    data_dir: str | None = None,
+    repeats: int = 1,
+    initial_lr: float = 2e-4,
+    checkpoint_every: int | str = "5min",
+    force: bool = False,
+    verbose: int | str = "auto",
 ) -> TrainingResult:
     """The paper's recipe on a benchmark set (``micronet_segmentation/super3``, ...) or on a
     dataset folder written by ``micronet-tf dataset``.
@@ -389,9 +535,16 @@ def train_on_benchmark(
         is_multiworker,
     )
 
-    check_training_arguments(epochs=epochs, batch_size=batch_size, crop=crop, patience=patience,
-                             repeats=repeats, initial_lr=initial_lr,
-                             checkpoint_every=checkpoint_every, encoder_weights=encoder_weights)
+    check_training_arguments(
+        epochs=epochs,
+        batch_size=batch_size,
+        crop=crop,
+        patience=patience,
+        repeats=repeats,
+        initial_lr=initial_lr,
+        checkpoint_every=checkpoint_every,
+        encoder_weights=encoder_weights,
+    )
     strategy = get_strategy(strategy)  # before any dataset: a multi-worker one must be first
     if is_multiworker(strategy):  # the chief prepares the TFDS data, then the others read it
         data = tfds_training_data(dataset, data_dir) if is_chief(strategy) else None
@@ -399,23 +552,52 @@ def train_on_benchmark(
         data = data or tfds_training_data(dataset, data_dir)
     else:
         data = tfds_training_data(dataset, data_dir)
-    return train_run(data, architecture, encoder,
-                     out_dir=out_dir, encoder_weights=encoder_weights, init=init,
-                     patience=patience, epochs=epochs, batch_size=batch_size, crop=crop,
-                     strategy=strategy, seed=seed, repeats=repeats, initial_lr=initial_lr,
-                     checkpoint_every=checkpoint_every, force=force, verbose=verbose)
+    return train_run(
+        data,
+        architecture,
+        encoder,
+        out_dir=out_dir,
+        encoder_weights=encoder_weights,
+        init=init,
+        patience=patience,
+        epochs=epochs,
+        batch_size=batch_size,
+        crop=crop,
+        strategy=strategy,
+        seed=seed,
+        repeats=repeats,
+        initial_lr=initial_lr,
+        checkpoint_every=checkpoint_every,
+        force=force,
+        verbose=verbose,
+    )
 
 
 def train_on_folders(
-    images: str | os.PathLike, masks: str | os.PathLike, classes,
-    architecture: str | None = "Unet", encoder: str | None = "resnet50", *,
-    out_dir: str | os.PathLike, mask_format: str | None = None,
-    val_images: str | os.PathLike | None = None, val_masks: str | os.PathLike | None = None,
-    val_fraction: float | None = None, keep_orientation: bool = False, encoder_weights=None,
-    init: str | os.PathLike | None = None, patience: int = 30, epochs: int | None = None,
-    batch_size: int | None = None, crop: int = 512,
-    strategy: str | tf.distribute.Strategy = "auto", seed: int = 0, repeats: int = 1,
-    initial_lr: float = 2e-4, checkpoint_every: int | str = "5min", force: bool = False,
+    images: str | os.PathLike,
+    masks: str | os.PathLike,
+    classes,
+    architecture: str | None = "Unet",
+    encoder: str | None = "resnet50",
+    *,
+    out_dir: str | os.PathLike,
+    mask_format: str | None = None,
+    val_images: str | os.PathLike | None = None,
+    val_masks: str | os.PathLike | None = None,
+    val_fraction: float | None = None,
+    keep_orientation: bool = False,
+    encoder_weights=None,
+    init: str | os.PathLike | None = None,
+    patience: int = 30,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    crop: int = 512,
+    strategy: str | tf.distribute.Strategy = "auto",
+    seed: int = 0,
+    repeats: int = 1,
+    initial_lr: float = 2e-4,
+    checkpoint_every: int | str = "5min",
+    force: bool = False,
     verbose: int | str = "auto",
 ) -> TrainingResult:
     """The paper's recipe on one's own labelled micrographs (one image is enough).
@@ -428,22 +610,53 @@ def train_on_folders(
     """
     from micronet_tf.training.distribute import get_strategy
 
-    check_training_arguments(epochs=epochs, batch_size=batch_size, crop=crop, patience=patience,
-                             repeats=repeats, initial_lr=initial_lr,
-                             checkpoint_every=checkpoint_every, encoder_weights=encoder_weights)
+    check_training_arguments(
+        epochs=epochs,
+        batch_size=batch_size,
+        crop=crop,
+        patience=patience,
+        repeats=repeats,
+        initial_lr=initial_lr,
+        checkpoint_every=checkpoint_every,
+        encoder_weights=encoder_weights,
+    )
     strategy = get_strategy(strategy)
-    data = folder_training_data(images, masks, classes, mask_format=mask_format,
-                                val_images=val_images, val_masks=val_masks,
-                                val_fraction=val_fraction, keep_orientation=keep_orientation)
+    data = folder_training_data(
+        images,
+        masks,
+        classes,
+        mask_format=mask_format,
+        val_images=val_images,
+        val_masks=val_masks,
+        val_fraction=val_fraction,
+        keep_orientation=keep_orientation,
+    )
     validation = data.record["validation"]
     if isinstance(validation, dict) and verbose != 0:
-        print(f"validation: the right {validation['val_fraction']:.0%} of each training image "
-              "(never seen by training crops)", flush=True)
-    return train_run(data, architecture, encoder, out_dir=out_dir,
-                     encoder_weights=encoder_weights, init=init, patience=patience,
-                     epochs=epochs, batch_size=batch_size, crop=crop, strategy=strategy,
-                     seed=seed, repeats=repeats, initial_lr=initial_lr,
-                     checkpoint_every=checkpoint_every, force=force, verbose=verbose)
+        print(
+            f"validation: the right {validation['val_fraction']:.0%} of each training image "
+            "(never seen by training crops)",
+            flush=True,
+        )
+    return train_run(
+        data,
+        architecture,
+        encoder,
+        out_dir=out_dir,
+        encoder_weights=encoder_weights,
+        init=init,
+        patience=patience,
+        epochs=epochs,
+        batch_size=batch_size,
+        crop=crop,
+        strategy=strategy,
+        seed=seed,
+        repeats=repeats,
+        initial_lr=initial_lr,
+        checkpoint_every=checkpoint_every,
+        force=force,
+        verbose=verbose,
+    )
 
 
 def _load_evaluated_model(model) -> tuple[keras.Model, Path | None]:
@@ -455,36 +668,57 @@ def _load_evaluated_model(model) -> tuple[keras.Model, Path | None]:
         log = path / LOG_FILE
         path = path / BEST_MODEL
     if not path.is_file():
-        raise FileNotFoundError(f"model {str(path)!r}: expected a run folder holding "
-                                f"{BEST_MODEL} or a .keras file")
+        raise FileNotFoundError(
+            f"model {str(path)!r}: expected a run folder holding {BEST_MODEL} or a .keras file"
+        )
     from micronet_tf import load_model
 
     return load_model(path), log
 
 
-def _evaluate(model: keras.Model, log: Path | None, task: SegmentationTask,
-              split_ds: tf.data.Dataset, out_dir, force: bool) -> dict:
+def _evaluate(
+    model: keras.Model,
+    log: Path | None,
+    task: SegmentationTask,
+    split_ds: tf.data.Dataset,
+    out_dir,
+    force: bool,
+) -> dict:
     from micronet_tf.data import make_segmentation_pipeline
 
     if model.output_shape[-1] != task.model_classes:
-        raise ValueError(f"the model predicts {model.output_shape[-1]} channels; "
-                         f"{task.dataset} needs {task.model_classes} ({task.class_names})")
+        raise ValueError(
+            f"the model predicts {model.output_shape[-1]} channels; "
+            f"{task.dataset} needs {task.model_classes} ({task.class_names})"
+        )
     names = split_ds.map(lambda element: element["image/filename"])
     filenames = [name.decode() for name in names.as_numpy_iterator()]
-    eval_ds = make_segmentation_pipeline(split_ds, training=False, batch_size=1,
-                                         classes=task.targets, return_info=True)
+    eval_ds = make_segmentation_pipeline(
+        split_ds, training=False, batch_size=1, classes=task.targets, return_info=True
+    )
     skip = [] if task.background_channel is None else [task.background_channel]
     with owned_output_folder(out_dir, "evaluate", force) as out_dir:
-        metrics = evaluate_segmentation(model, eval_ds, task.class_names, filenames=filenames,
-                                        out_dir=out_dir, skip_channels=skip)
+        metrics = evaluate_segmentation(
+            model,
+            eval_ds,
+            task.class_names,
+            filenames=filenames,
+            out_dir=out_dir,
+            skip_channels=skip,
+        )
         if log is not None and log.is_file():
             plot_training_curves(log, out_dir / "training_curves.png")
     return metrics
 
 
 def evaluate_on_benchmark(
-    model: str | os.PathLike | keras.Model, dataset: str, *, split: str = "test",
-    out_dir: str | os.PathLike, data_dir: str | None = None, force: bool = False,
+    model: str | os.PathLike | keras.Model,
+    dataset: str,
+    *,
+    split: str = "test",
+    out_dir: str | os.PathLike,
+    data_dir: str | None = None,
+    force: bool = False,
 ) -> dict:
     """Per-class IoU (JSON, CSV), accuracy maps, area-fraction errors and — for a run
     folder — its training curves, on a benchmark split (or a ``micronet-tf dataset`` folder's).
@@ -497,9 +731,14 @@ def evaluate_on_benchmark(
 
 
 def evaluate_on_folders(
-    model: str | os.PathLike | keras.Model, images: str | os.PathLike,
-    masks: str | os.PathLike, *, out_dir: str | os.PathLike, classes=None,
-    mask_format: str | None = None, force: bool = False,
+    model: str | os.PathLike | keras.Model,
+    images: str | os.PathLike,
+    masks: str | os.PathLike,
+    *,
+    out_dir: str | os.PathLike,
+    classes=None,
+    mask_format: str | None = None,
+    force: bool = False,
 ) -> dict:
     """:func:`evaluate_on_benchmark` on labelled folders. The class map is the one the model
     was trained with (stored in it); ``classes`` gives it for a model that has none."""
@@ -513,28 +752,43 @@ def evaluate_on_folders(
         class_map = parse_class_map(list(classes), mask_format)
         task = SegmentationTask(f"folders:{Path(images)}", class_map)
         if record is not None and record["class_map"]["names"] != list(class_map.names):
-            raise ValueError(f"classes={list(class_map.names)}, but the model was trained on "
-                             f"{record['class_map']['names']}: leave classes out to use the "
-                             "model's class map")
+            raise ValueError(
+                f"classes={list(class_map.names)}, but the model was trained on "
+                f"{record['class_map']['names']}: leave classes out to use the "
+                "model's class map"
+            )
         if record is not None:
-            task = SegmentationTask(task.dataset, class_map,
-                                    channels=tuple(record["channels"]))
+            task = SegmentationTask(task.dataset, class_map, channels=tuple(record["channels"]))
     elif record is not None:
         task = SegmentationTask.from_labels_record(record, f"folders:{Path(images)}")
     else:
-        raise ValueError("the model records no class map (it was not trained by micronet-tf "
-                         "train): pass classes= (--classes, and --mask-format index for "
-                         "index masks)")
-    examples = load_folder_pairs(images, masks, task.class_map.folder_classes,
-                                 task.class_map.mask_format)
+        raise ValueError(
+            "the model records no class map (it was not trained by micronet-tf "
+            "train): pass classes= (--classes, and --mask-format index for "
+            "index masks)"
+        )
+    examples = load_folder_pairs(
+        images, masks, task.class_map.folder_classes, task.class_map.mask_format
+    )
     return _evaluate(model, log, task, dataset_from_examples(examples), out_dir, force)
 
 
-def run_demo(out_dir: str | os.PathLike = "demo_out", *,
-             dataset: str = "micronet_segmentation/super3", architecture: str = "Unet",
-             encoder: str = "resnet18", encoder_weights="auto", epochs: int = 40,
-             crop: int = 256, batch_size: int = 8, repeats: int = 8, initial_lr: float = 1e-3,
-             seed: int = 0, data_dir: str | None = None, extra_tests: Sequence[str] = ()) -> dict:
+def run_demo(
+    out_dir: str | os.PathLike = "demo_out",
+    *,
+    dataset: str = "micronet_segmentation/super3",
+    architecture: str = "Unet",
+    encoder: str = "resnet18",
+    encoder_weights="auto",
+    epochs: int = 40,
+    crop: int = 256,
+    batch_size: int = 8,
+    repeats: int = 8,
+    initial_lr: float = 1e-3,
+    seed: int = 0,
+    data_dir: str | None = None,
+    extra_tests: Sequence[str] = (),
+) -> dict:
     """Data -> training -> test IoU -> report folder, small enough for a CPU in minutes.
 
     Defaults favour a visible result in a few CPU minutes over the paper's recipe: a small
@@ -549,9 +803,14 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", *,
     """
     from micronet_tf._demo_weights import AUTO, resolve_demo_weights
 
-    check_training_arguments(epochs=epochs, batch_size=batch_size, crop=crop, repeats=repeats,
-                             initial_lr=initial_lr,
-                             encoder_weights=None if encoder_weights == AUTO else encoder_weights)
+    check_training_arguments(
+        epochs=epochs,
+        batch_size=batch_size,
+        crop=crop,
+        repeats=repeats,
+        initial_lr=initial_lr,
+        encoder_weights=None if encoder_weights == AUTO else encoder_weights,
+    )
     out_dir = Path(out_dir)
     started = time.perf_counter()
     weights = resolve_demo_weights(encoder, encoder_weights)
@@ -567,27 +826,58 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", *,
         except ValueError:
             before = weights.weights  # unreadable: train_on_benchmark says so
         if before != weights.weights:
-            print(f"{out_dir / 'run'} holds a demo run from other encoder weights "
-                  f"({before or 'random'}): starting it over", flush=True)
+            print(
+                f"{out_dir / 'run'} holds a demo run from other encoder weights "
+                f"({before or 'random'}): starting it over",
+                flush=True,
+            )
             force = True
     result = train_on_benchmark(
-        dataset, architecture, encoder, out_dir=out_dir / "run", encoder_weights=weights.weights,
-        patience=max(epochs, 1), epochs=epochs, batch_size=batch_size, crop=crop, seed=seed,
-        data_dir=data_dir, repeats=repeats, initial_lr=initial_lr, verbose=2, force=force,
+        dataset,
+        architecture,
+        encoder,
+        out_dir=out_dir / "run",
+        encoder_weights=weights.weights,
+        patience=max(epochs, 1),
+        epochs=epochs,
+        batch_size=batch_size,
+        crop=crop,
+        seed=seed,
+        data_dir=data_dir,
+        repeats=repeats,
+        initial_lr=initial_lr,
+        verbose=2,
+        force=force,
     )
     trained = time.perf_counter() - started
     # The demo's own report folders (summary.json is written beside the evaluation).
-    metrics = evaluate_on_benchmark(out_dir / "run", dataset, split="test",
-                                    out_dir=out_dir / "report", data_dir=data_dir, force=True)
+    metrics = evaluate_on_benchmark(
+        out_dir / "run",
+        dataset,
+        split="test",
+        out_dir=out_dir / "report",
+        data_dir=data_dir,
+        force=True,
+    )
     for split in extra_tests:
-        evaluate_on_benchmark(out_dir / "run", dataset, split=split,
-                              out_dir=out_dir / f"report_{split}", data_dir=data_dir, force=True)
+        evaluate_on_benchmark(
+            out_dir / "run",
+            dataset,
+            split=split,
+            out_dir=out_dir / f"report_{split}",
+            data_dir=data_dir,
+            force=True,
+        )
     summary = {
-        "dataset": dataset, "architecture": architecture, "encoder": encoder,
-        "encoder_weights": weights.record, "epochs": result.epochs_run,
+        "dataset": dataset,
+        "architecture": architecture,
+        "encoder": encoder,
+        "encoder_weights": weights.record,
+        "epochs": result.epochs_run,
         "best_validation_iou": result.best_iou,
         "best_epoch": None if result.best_epoch is None else result.best_epoch + 1,
-        "test_mean_iou": metrics["mean_iou"], "test_per_class_iou": metrics["per_class_iou"],
+        "test_mean_iou": metrics["mean_iou"],
+        "test_per_class_iou": metrics["per_class_iou"],
         "training_seconds": round(trained, 1),
         "checkpoint_seconds": round(result.checkpoint_seconds, 1),
         "total_seconds": round(time.perf_counter() - started, 1),
@@ -595,5 +885,3 @@ def run_demo(out_dir: str | os.PathLike = "demo_out", *,
     _write_json(out_dir / "report" / "summary.json", summary)
     print(json.dumps(summary, indent=2))
     return summary
-
-

@@ -132,20 +132,38 @@ def train_segmentation(
             loss=loss if loss is not None else DiceBCELoss(activation=activation),
             metrics=iou_metrics(names, activation=activation),
         )
-    schedule = TwoStageSchedule(patience, initial_lr, final_lr, out_dir=out_dir,
-                                restore_on_end=False)
-    checkpoint = RunCheckpoint(out_dir, monitor=schedule.monitor, every=checkpoint_every,
-                               resume=resume, stateful=[schedule], verbose=verbose != 0,
-                               strategy=strategy)
+    schedule = TwoStageSchedule(
+        patience, initial_lr, final_lr, out_dir=out_dir, restore_on_end=False
+    )
+    checkpoint = RunCheckpoint(
+        out_dir,
+        monitor=schedule.monitor,
+        every=checkpoint_every,
+        resume=resume,
+        stateful=[schedule],
+        verbose=verbose != 0,
+        strategy=strategy,
+    )
     built_in: list[keras.callbacks.Callback] = [schedule, checkpoint]
     if tensorboard:
         built_in.append(keras.callbacks.TensorBoard(str(out_dir / "tensorboard")))
-    history = built.fit(train_ds, validation_data=val_ds, epochs=max_epochs,
-                        callbacks=built_in + list(callbacks),
-                        shuffle=False, verbose=verbose)
+    history = built.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=max_epochs,
+        callbacks=built_in + list(callbacks),
+        shuffle=False,
+        verbose=verbose,
+    )
     return TrainingResult(
-        out_dir=out_dir, best_model=out_dir / BEST_MODEL, last_model=out_dir / LAST_MODEL,
-        log=out_dir / LOG_FILE, best_iou=schedule.best, best_epoch=schedule.best_epoch,
-        epochs_run=len(history.epoch), history=dict(history.history),
-        resumed_from=checkpoint.resumed_from, checkpoint_seconds=checkpoint.seconds,
+        out_dir=out_dir,
+        best_model=out_dir / BEST_MODEL,
+        last_model=out_dir / LAST_MODEL,
+        log=out_dir / LOG_FILE,
+        best_iou=schedule.best,
+        best_epoch=schedule.best_epoch,
+        epochs_run=len(history.epoch),
+        history=dict(history.history),
+        resumed_from=checkpoint.resumed_from,
+        checkpoint_seconds=checkpoint.seconds,
     )

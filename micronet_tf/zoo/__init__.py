@@ -46,7 +46,8 @@ __all__ = [
 def list_models(*, available: bool | None = None, pretraining: str | None = None) -> list[str]:
     """Zoo entries as ``name@version``; ``available=True`` keeps those micronet-tf can build."""
     return [
-        e.key for e in current_manifest().entries
+        e.key
+        for e in current_manifest().entries
         if (available is None or e.available == available)
         and (pretraining is None or e.pretraining == pretraining)
     ]

@@ -69,8 +69,15 @@ def _recorded_hash(target: Path) -> str | None:
     return record.read_text().strip() if record.is_file() else None
 
 
-def _obtain(what: str, urls: list[str], target: Path, sha256: str | None, *,
-            trust_unverified: bool, progress: bool | None) -> Path:
+def _obtain(
+    what: str,
+    urls: list[str],
+    target: Path,
+    sha256: str | None,
+    *,
+    trust_unverified: bool,
+    progress: bool | None,
+) -> Path:
     """``target`` verified against ``sha256`` (or the hash recorded on first download),
     downloading from the first of ``urls`` that works."""
     pinned = sha256 or _recorded_hash(target)
@@ -116,19 +123,30 @@ def _source(manifest: Manifest, entry: ZooEntry, cache_dir, trust, progress) -> 
     if mirror:
         urls.insert(0, f"{mirror.rstrip('/')}/sources/{entry.source.filename}")
     target = _entry_dir(entry, cache_dir) / entry.source.filename
-    return _obtain(f"{entry.key} source (NASA's PyTorch checkpoint)", urls, target,
-                   entry.source.sha256, trust_unverified=trust, progress=progress)
+    return _obtain(
+        f"{entry.key} source (NASA's PyTorch checkpoint)",
+        urls,
+        target,
+        entry.source.sha256,
+        trust_unverified=trust,
+        progress=progress,
+    )
 
 
-def _published(manifest: Manifest, entry: ZooEntry, kind: str, cache_dir,
-               progress) -> Path | None:
+def _published(manifest: Manifest, entry: ZooEntry, kind: str, cache_dir, progress) -> Path | None:
     record: FileRecord | None = entry.files.get(kind)
     url = manifest.artifact_url(entry, kind)
     if record is None or url is None or not record.sha256:
         return None
     target = _entry_dir(entry, cache_dir) / record.filename
-    return _obtain(f"{entry.key} {kind}", [url], target, record.sha256,
-                   trust_unverified=False, progress=progress)
+    return _obtain(
+        f"{entry.key} {kind}",
+        [url],
+        target,
+        record.sha256,
+        trust_unverified=False,
+        progress=progress,
+    )
 
 
 def _require_available(entry: ZooEntry) -> None:
@@ -167,8 +185,9 @@ def _exported_onnx(manifest, entry, cache_dir, trust, progress) -> Path:
     recorded = _recorded_hash(target)
     if recorded and target.is_file() and sha256_of(target) == recorded:
         return target
-    weights = download(entry.key, "keras", cache_dir=cache_dir, trust_unverified=trust,
-                       progress=progress)
+    weights = download(
+        entry.key, "keras", cache_dir=cache_dir, trust_unverified=trust, progress=progress
+    )
     from micronet_tf.encoders import get_encoder
     from micronet_tf.export import export_onnx
 

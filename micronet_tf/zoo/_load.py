@@ -13,8 +13,9 @@ from micronet_tf.zoo._manifest import PRETRAININGS, ZooError
 def is_zoo_name(text: str) -> bool:
     """``micronet``, ``imagenet-micronet``, ``resnet50.micronet``, ``resnet50.micronet@v1.1``."""
     name = text.partition("@")[0]
-    return "@" in text or name in PRETRAININGS or name.endswith(tuple(f".{p}" for p in
-                                                                      PRETRAININGS))
+    return (
+        "@" in text or name in PRETRAININGS or name.endswith(tuple(f".{p}" for p in PRETRAININGS))
+    )
 
 
 def _weighted_layers(model: keras.Model) -> dict[str, keras.layers.Layer]:
@@ -43,8 +44,10 @@ def load_zoo_weights(
 
     entry = current_manifest(download_options.get("cache_dir")).resolve(name, encoder)
     if entry.encoder != encoder:
-        raise ZooError(f"{argument}={name!r} holds {entry.encoder} weights; this model is a "
-                       f"{encoder}: use '{encoder}.{entry.pretraining}'")
+        raise ZooError(
+            f"{argument}={name!r} holds {entry.encoder} weights; this model is a "
+            f"{encoder}: use '{encoder}.{entry.pretraining}'"
+        )
     path = download(entry.key, "keras", **download_options)
     full = get_encoder(encoder)
     full.load_weights(path)

@@ -44,8 +44,13 @@ class FileRecord:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FileRecord:
-        return cls(filename=data["filename"], urls=tuple(data.get("urls") or ()),
-                   path=data.get("path"), sha256=data.get("sha256"), size=data.get("size"))
+        return cls(
+            filename=data["filename"],
+            urls=tuple(data.get("urls") or ()),
+            path=data.get("path"),
+            sha256=data.get("sha256"),
+            size=data.get("size"),
+        )
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"filename": self.filename}
@@ -79,22 +84,34 @@ class ZooEntry:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ZooEntry:
         return cls(
-            name=data["name"], version=data["version"], encoder=data["encoder"],
-            pretraining=data["pretraining"], available=bool(data["available"]),
-            default=bool(data.get("default")), source=FileRecord.from_json(data["source"]),
+            name=data["name"],
+            version=data["version"],
+            encoder=data["encoder"],
+            pretraining=data["pretraining"],
+            available=bool(data["available"]),
+            default=bool(data.get("default")),
+            source=FileRecord.from_json(data["source"]),
             files={k: FileRecord.from_json(v) for k, v in (data.get("files") or {}).items()},
-            license=data.get("license", "MIT"), accuracy=dict(data.get("accuracy") or {}),
-            card=data.get("card"), notes=data.get("notes", ""),
+            license=data.get("license", "MIT"),
+            accuracy=dict(data.get("accuracy") or {}),
+            card=data.get("card"),
+            notes=data.get("notes", ""),
         )
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "name": self.name, "version": self.version, "default": self.default,
-            "encoder": self.encoder, "pretraining": self.pretraining,
-            "available": self.available, "license": self.license,
-            "accuracy": dict(self.accuracy), "source": self.source.to_json(),
+            "name": self.name,
+            "version": self.version,
+            "default": self.default,
+            "encoder": self.encoder,
+            "pretraining": self.pretraining,
+            "available": self.available,
+            "license": self.license,
+            "accuracy": dict(self.accuracy),
+            "source": self.source.to_json(),
             "files": {k: v.to_json() for k, v in self.files.items()},
-            "card": self.card, "notes": self.notes,
+            "card": self.card,
+            "notes": self.notes,
         }
 
 
@@ -111,14 +128,23 @@ class Manifest:
     def from_json(cls, data: Mapping[str, Any], origin: str = "<manifest>") -> Manifest:
         if data.get("schema") != SCHEMA:
             raise ZooError(f"{origin}: schema {data.get('schema')!r}, expected {SCHEMA}")
-        extra = {k: v for k, v in data.items()
-                 if k not in ("schema", "artifacts_base_url", "models")}
-        return cls([ZooEntry.from_json(e) for e in data["models"]],
-                   data.get("artifacts_base_url"), extra, origin)
+        extra = {
+            k: v for k, v in data.items() if k not in ("schema", "artifacts_base_url", "models")
+        }
+        return cls(
+            [ZooEntry.from_json(e) for e in data["models"]],
+            data.get("artifacts_base_url"),
+            extra,
+            origin,
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"schema": SCHEMA, **self.extra, "artifacts_base_url": self.artifacts_base_url,
-                "models": [e.to_json() for e in self.entries]}
+        return {
+            "schema": SCHEMA,
+            **self.extra,
+            "artifacts_base_url": self.artifacts_base_url,
+            "models": [e.to_json() for e in self.entries],
+        }
 
     def write(self, path: str | os.PathLike) -> Path:
         """Write atomically (temp + rename), sorted keys off: entry order is meaningful."""
@@ -137,21 +163,26 @@ class Manifest:
         name, _, version = text.partition("@")
         if name in PRETRAININGS:
             if encoder is None:
-                raise ZooError(f"{text!r} names a pre-training; say which encoder, e.g. "
-                               f"'resnet50.{name}'")
+                raise ZooError(
+                    f"{text!r} names a pre-training; say which encoder, e.g. 'resnet50.{name}'"
+                )
             name = f"{encoder}.{name}"
         candidates = [e for e in self.entries if e.name == name]
         if not candidates:
             close = difflib.get_close_matches(name, sorted({e.name for e in self.entries}), n=3)
             hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise ZooError(f"no model-zoo entry {name!r}.{hint} See micronet_tf.zoo."
-                           "list_models() or `micronet-tf zoo list`.")
+            raise ZooError(
+                f"no model-zoo entry {name!r}.{hint} See micronet_tf.zoo."
+                "list_models() or `micronet-tf zoo list`."
+            )
         if version:
             version = version if version.startswith("v") else f"v{version}"
             match = next((e for e in candidates if e.version == version), None)
             if match is None:
-                raise ZooError(f"{name!r} has no version {version!r}; versions: "
-                               f"{', '.join(e.version for e in candidates)}")
+                raise ZooError(
+                    f"{name!r} has no version {version!r}; versions: "
+                    f"{', '.join(e.version for e in candidates)}"
+                )
             return match
         return next((e for e in candidates if e.default), candidates[0])
 

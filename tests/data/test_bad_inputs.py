@@ -16,8 +16,11 @@ SUPER = [(0, 0, 0), (0, 0, 255), (255, 0, 0)]  # matrix, secondary, tertiary
 def test_index_mask_given_a_colour_map_is_refused() -> None:
     mask = np.zeros((32, 32), np.uint8)
     mask[8:16, 8:16] = 1
-    with pytest.raises(ValueError, match=r"values \[0, 1\]: it looks like a class-index mask.*"
-                                         "mask_format='index'"):
+    with pytest.raises(
+        ValueError,
+        match=r"values \[0, 1\]: it looks like a class-index mask.*"
+        "mask_format='index'",
+    ):
         colour_mask_to_index(mask, [None, (0, 0, 255)], "a_mask.png")
     with pytest.raises(ValueError, match="class-index mask"):
         colour_mask_to_index(np.stack([mask] * 3, -1), SUPER, "b_mask.png")

@@ -14,8 +14,9 @@ from micronet_tf.data import segmentation_dataset_from_folders
 COLOURS = {"matrix": (0, 0, 0), "secondary": (0, 0, 255), "tertiary": (255, 0, 0)}
 
 
-def _write(images: Path, masks: Path, name: str, mask_name: str, mask: np.ndarray,
-           size=(16, 20)) -> None:
+def _write(
+    images: Path, masks: Path, name: str, mask_name: str, mask: np.ndarray, size=(16, 20)
+) -> None:
     images.mkdir(exist_ok=True)
     masks.mkdir(exist_ok=True)
     tifffile.imwrite(images / f"{name}.tif", np.zeros((*size, 3), np.uint8))
@@ -42,8 +43,9 @@ def test_rgb_and_index_masks(tmp_path: Path) -> None:
 
     idx_images, idx_masks = tmp_path / "i2", tmp_path / "m2"
     _write(idx_images, idx_masks, "c", "c.png", np.eye(16, 20, dtype=np.uint8))
-    ds = segmentation_dataset_from_folders(idx_images, idx_masks, ["background", "oxide"],
-                                           mask_format="index")
+    ds = segmentation_dataset_from_folders(
+        idx_images, idx_masks, ["background", "oxide"], mask_format="index"
+    )
     assert next(iter(ds))["segmentation_mask"].numpy().sum() == 16
 
 
@@ -51,8 +53,11 @@ def test_unpaired_files_are_named(tmp_path: Path) -> None:
     images, masks = tmp_path / "images", tmp_path / "masks"
     _write(images, masks, "a", "a_mask.png", _rgb_mask())
     _write(images, masks, "lonely", "other_mask.png", _rgb_mask())
-    with pytest.raises(ValueError, match=r"images without a mask: lonely\.tif; "
-                                         r"masks without an image: other_mask\.png"):
+    with pytest.raises(
+        ValueError,
+        match=r"images without a mask: lonely\.tif; "
+        r"masks without an image: other_mask\.png",
+    ):
         segmentation_dataset_from_folders(images, masks, COLOURS)
     ds = segmentation_dataset_from_folders(images, masks, COLOURS, on_unpaired="skip")
     assert len(list(ds)) == 1
@@ -63,8 +68,11 @@ def test_colours_outside_the_map(tmp_path: Path) -> None:
     mask = _rgb_mask()
     mask[10:14, :5] = (12, 200, 7)  # 20 of 320 pixels
     _write(images, masks, "a", "a_mask.png", mask)
-    with pytest.raises(ValueError, match=r"a_mask\.png.*outside the class map \(20 of 320 "
-                                         r"pixels, 6\.2%, e\.g\. \(12, 200, 7\)\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"a_mask\.png.*outside the class map \(20 of 320 "
+        r"pixels, 6\.2%, e\.g\. \(12, 200, 7\)\)",
+    ):
         segmentation_dataset_from_folders(images, masks, COLOURS)
     # One class may take every other colour (how the Super masks are encoded).
     ds = segmentation_dataset_from_folders(images, masks, {**COLOURS, "matrix": None})
@@ -76,16 +84,20 @@ def test_index_values_outside_the_classes(tmp_path: Path) -> None:
     mask = np.zeros((16, 20), np.uint8)
     mask[0, :8] = 7
     _write(images, masks, "a", "a.png", mask)
-    with pytest.raises(ValueError,
-                       match=r"values outside 0\.\.1 \(8 of 320 pixels, 2\.5%, e\.g\. \[7\]"):
+    with pytest.raises(
+        ValueError, match=r"values outside 0\.\.1 \(8 of 320 pixels, 2\.5%, e\.g\. \[7\]"
+    ):
         segmentation_dataset_from_folders(images, masks, ["background", "oxide"], "index")
 
 
 def test_size_mismatch(tmp_path: Path) -> None:
     images, masks = tmp_path / "images", tmp_path / "masks"
     _write(images, masks, "a", "a_mask.png", _rgb_mask(size=(16, 24)))
-    with pytest.raises(ValueError, match=r"image 'a\.tif' is 20x16 \(WxH\) but its mask "
-                                         r"'a_mask\.png' is 24x16"):
+    with pytest.raises(
+        ValueError,
+        match=r"image 'a\.tif' is 20x16 \(WxH\) but its mask "
+        r"'a_mask\.png' is 24x16",
+    ):
         segmentation_dataset_from_folders(images, masks, COLOURS)
 
 

@@ -90,8 +90,9 @@ def test_environment_variable_and_unpaired_error(tmp_path: Path, monkeypatch) ->
     builder = tfds.builder("micronet_segmentation/ebc2", data_dir=tmp_path / "a")
     builder.download_and_prepare()
     assert builder.info.splits["train"].num_examples == 2
-    strict = tfds.builder("micronet_segmentation/ebc2", data_dir=tmp_path / "b",
-                          on_unpaired="error")
+    strict = tfds.builder(
+        "micronet_segmentation/ebc2", data_dir=tmp_path / "b", on_unpaired="error"
+    )
     with pytest.raises(ValueError, match=r"masks without an image: 120718#4-B1_50cyc"):
         strict.download_and_prepare()
     monkeypatch.setenv("MICRONET_TF_DATA", str(tmp_path))
@@ -107,8 +108,10 @@ def served_dummy(tmp_path: Path):
     handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=root, **k)  # noqa: E731
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield (root / "benchmark_segmentation_data",
-           f"http://127.0.0.1:{httpd.server_port}/benchmark_segmentation_data/")
+    yield (
+        root / "benchmark_segmentation_data",
+        f"http://127.0.0.1:{httpd.server_port}/benchmark_segmentation_data/",
+    )
     httpd.shutdown()
     httpd.server_close()
 
@@ -122,7 +125,8 @@ def test_download_path(served_dummy, tmp_path: Path, monkeypatch, caplog) -> Non
     monkeypatch.setattr(_benchmark.data_paths, "benchmark_data_dir", lambda: None)
     pinned = {
         _benchmark.raw_url(p.relative_to(served).as_posix()): UrlInfo(
-            size=p.stat().st_size, checksum=sha256_of(p), filename=None)
+            size=p.stat().st_size, checksum=sha256_of(p), filename=None
+        )
         for p in served.rglob("*.tif")
     }
     monkeypatch.setattr(Builder, "url_infos", pinned)
@@ -135,15 +139,19 @@ def test_download_path(served_dummy, tmp_path: Path, monkeypatch, caplog) -> Non
             download_config=tfds.download.DownloadConfig(manual_dir=tmp_path / "no_manual"),
         )
     assert {s: i.num_examples for s, i in builder.info.splits.items()} == {
-        "train": 2, "validation": 1, "test": 1}
+        "train": 2,
+        "validation": 1,
+        "test": 1,
+    }
     assert "120718%234-B1_50cyc_14260025.tif" in caplog.text  # the URL that failed
     assert "masks without an image: 120718#4-B1_50cyc_14260025.tif" in caplog.text
     names = {e["image/filename"].decode() for e in tfds.as_numpy(builder.as_dataset("train"))}
     assert names == {"010417#4_S2480009.tif", "040617#2_S127(2)0015.tif"}
 
 
-def test_offline_without_local_data_fails_fast_and_leaves_nothing(tmp_path: Path,
-                                                                   monkeypatch) -> None:
+def test_offline_without_local_data_fails_fast_and_leaves_nothing(
+    tmp_path: Path, monkeypatch
+) -> None:
     import socket
     import time
 
@@ -156,12 +164,16 @@ def test_offline_without_local_data_fails_fast_and_leaves_nothing(tmp_path: Path
     monkeypatch.delenv("MICRONET_TF_DATA", raising=False)
     monkeypatch.setattr(_benchmark.data_paths, "benchmark_data_dir", lambda: None)
     started = time.monotonic()
-    with pytest.raises(BenchmarkDataUnavailable, match=r"micronet_segmentation/super3: no local "
-                       r"copy .*127\.0\.0\.1.*MICRONET_TF_DATA.*manual_dir"):
+    with pytest.raises(
+        BenchmarkDataUnavailable,
+        match=r"micronet_segmentation/super3: no local "
+        r"copy .*127\.0\.0\.1.*MICRONET_TF_DATA.*manual_dir",
+    ):
         builder = tfds.builder("micronet_segmentation/super3", data_dir=tmp_path / "data")
         builder.download_and_prepare(
             download_dir=tmp_path / "downloads",
-            download_config=tfds.download.DownloadConfig(manual_dir=tmp_path / "no_manual"))
+            download_config=tfds.download.DownloadConfig(manual_dir=tmp_path / "no_manual"),
+        )
     assert time.monotonic() - started < 10
     # Nothing downloaded or generated (TFDS' own .config/metadata.json aside).
     left = [p for p in tmp_path.rglob("*") if p.is_file() and ".config" not in p.parts]

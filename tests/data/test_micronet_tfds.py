@@ -46,14 +46,18 @@ def test_generated_tree_with_corrupt_file(tmp_path: Path, caplog) -> None:
     builder = Builder(config=config, data_dir=tmp_path / "data")
     with caplog.at_level(logging.WARNING):
         builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(manual_dir=tmp_path / "manual"))
+            download_config=tfds.download.DownloadConfig(manual_dir=tmp_path / "manual")
+        )
     assert builder.info.features["label"].names == ["ni_superalloy", "steel"]
     splits = {s: i.num_examples for s, i in builder.info.splits.items()}
     assert sum(splits.values()) == 8  # 9 images, the corrupt one skipped
     assert "steel/nested/broken.png" in caplog.text and "skipped 1 unreadable" in caplog.text
     assert "empty_class" in caplog.text
-    images = {e["image/filename"].decode(): e["image"]
-              for split in splits for e in tfds.as_numpy(builder.as_dataset(split))}
+    images = {
+        e["image/filename"].decode(): e["image"]
+        for split in splits
+        for e in tfds.as_numpy(builder.as_dataset(split))
+    }
     assert all(i.dtype == np.uint8 and i.ndim == 3 and i.shape[-1] == 3 for i in images.values())
     assert images["steel/nested/rgb16.tif"].min() == 255  # 16-bit scaled by its range
     assert images["ni_superalloy/grey16.png"].max() > 200
@@ -67,7 +71,8 @@ def test_validation_draw_is_deterministic(tmp_path: Path) -> None:
     classes = list_class_folders(tmp_path)
     train, validation = split_validation(classes, per_class=50, seed=0)
     assert len(validation) == 100 and len(train) == 140
-    assert [p.name for p, _ in validation] == [p.name for p, _ in
-                                               split_validation(classes, 50, seed=0)[1]]
+    assert [p.name for p, _ in validation] == [
+        p.name for p, _ in split_validation(classes, 50, seed=0)[1]
+    ]
     assert validation != split_validation(classes, 50, seed=1)[1]
     assert {label for _, label in validation} == {0, 1}

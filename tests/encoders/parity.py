@@ -48,12 +48,17 @@ def assert_features_match(keras_outputs, torch_outputs, context: str) -> float:
     return worst
 
 
-def assert_fully_consumed(report: ConversionReport, context: str,
-                          unused: tuple[str, ...] = ()) -> None:
+def assert_fully_consumed(
+    report: ConversionReport, context: str, unused: tuple[str, ...] = ()
+) -> None:
     """Every checkpoint tensor assigned (but BatchNorm batch counters and tensors under the
     ``unused`` module paths), every Keras weight set from the checkpoint."""
-    ignored = [k for k in report.ignored if not k.endswith(".num_batches_tracked")
-               and not any(k.startswith(f"{prefix}.") for prefix in unused)]
+    ignored = [
+        k
+        for k in report.ignored
+        if not k.endswith(".num_batches_tracked")
+        and not any(k.startswith(f"{prefix}.") for prefix in unused)
+    ]
     assert report.assigned and not ignored and not report.not_in_checkpoint, (
         f"{context}: ignored {ignored[:5]}, not in checkpoint {report.not_in_checkpoint[:5]}"
     )
@@ -69,8 +74,9 @@ def assert_parity_catches(name: str, traps: dict, images: np.ndarray) -> list[np
     for trap, apply in traps.items():
         wrong = torch_reference.build_encoder(name, seed=6)  # faster than a deep copy
         apply(wrong)
-        with pytest.raises((AssertionError, RuntimeError),
-                           match="exceeds|vs|Sizes of tensors must match"):
+        with pytest.raises(
+            (AssertionError, RuntimeError), match="exceeds|vs|Sizes of tensors must match"
+        ):
             assert_features_match(torch_reference.run_nhwc(wrong, images), expected, trap)
     return expected
 
@@ -113,8 +119,11 @@ class EncoderFamilyParity:
     def load(model: keras.Model, reference, name: str) -> ConversionReport:
         """As ``get_encoder`` loads a checkpoint: the spec's head (and, say, EfficientNet's
         unused ``_conv_head``, which smp keeps in its encoder) is not the encoder's."""
-        return load_torch_weights(model, reference.state_dict(),
-                                  ignore_prefixes=encoder_spec(name).encoder_ignored_prefixes)
+        return load_torch_weights(
+            model,
+            reference.state_dict(),
+            ignore_prefixes=encoder_spec(name).encoder_ignored_prefixes,
+        )
 
     def test_variant_matches_pytorch(self, variant: str, tmp_path: Path) -> None:
         """Every variant (the whole registry, family by family) from a NASA-format file with
@@ -128,9 +137,11 @@ class EncoderFamilyParity:
         sizes = (self.VARIANT_SIZE, *(self.SIZES if variant in self.FULL else ()))
         for height, width in sizes:
             images = random_images(height, width)
-            assert_features_match(model(images, training=False),
-                                  torch_reference.run_nhwc(reference, images),
-                                  f"{variant} at {height}x{width}")
+            assert_features_match(
+                model(images, training=False),
+                torch_reference.run_nhwc(reference, images),
+                f"{variant} at {height}x{width}",
+            )
 
     @pytest.mark.parametrize("depth", [3, 4])
     def test_shallow_encoder_matches_pytorch(self, name: str, depth: int, tmp_path: Path) -> None:
@@ -142,9 +153,10 @@ class EncoderFamilyParity:
         images = random_images(*self.SIZES[0])
         outputs = model(images, training=False)
         assert len(outputs) == depth + 1
-        assert [o.shape[-1] for o in outputs] == list(encoder_spec(name).out_channels[:depth + 1])
-        assert_features_match(outputs, torch_reference.run_nhwc(reference, images),
-                              f"{name} depth {depth}")
+        assert [o.shape[-1] for o in outputs] == list(encoder_spec(name).out_channels[: depth + 1])
+        assert_features_match(
+            outputs, torch_reference.run_nhwc(reference, images), f"{name} depth {depth}"
+        )
 
     @pytest.mark.parametrize("output_stride", [16, 8])
     def test_dilation_as_smp(self, name: str, output_stride: int) -> None:
@@ -161,19 +173,26 @@ class EncoderFamilyParity:
         images = random_images(height, width)
         outputs = model(images, training=False)
         assert outputs[-1].shape[1:3] == (-(-height // output_stride), -(-width // output_stride))
-        assert_features_match(outputs, torch_reference.run_nhwc(reference, images),
-                              f"{name} output stride {output_stride}")
+        assert_features_match(
+            outputs,
+            torch_reference.run_nhwc(reference, images),
+            f"{name} output stride {output_stride}",
+        )
 
     def test_classifier_logits_match_pytorch(self, name: str) -> None:
-        reference = torch_reference.build_classifier(name, classes=54, seed=5,
-                                                     **self.REFERENCE_OPTIONS)
+        reference = torch_reference.build_classifier(
+            name, classes=54, seed=5, **self.REFERENCE_OPTIONS
+        )
         model = get_classifier(name, classes=54, **self.ENCODER_OPTIONS)
-        assert_fully_consumed(load_torch_weights(model, reference.state_dict()),
-                              f"{name} classifier")
+        assert_fully_consumed(
+            load_torch_weights(model, reference.state_dict()), f"{name} classifier"
+        )
         images = random_images(*self.CLASSIFIER_SIZE)
-        assert_features_match([model(images, training=False)],
-                              torch_reference.run_nhwc(reference, images),
-                              f"{name} classifier")
+        assert_features_match(
+            [model(images, training=False)],
+            torch_reference.run_nhwc(reference, images),
+            f"{name} classifier",
+        )
 
     def test_keras_file_round_trip(self, name: str, tmp_path: Path) -> None:
         model = self.encoder(name, depth=4)

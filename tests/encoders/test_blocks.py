@@ -44,11 +44,13 @@ def _signed(height: int, width: int, channels: int = 3, seed: int = 0) -> np.nda
 def test_signed_max_pool_pads_with_lowest_value(size) -> None:
     x = _signed(*size)
     expected = _nhwc(F.max_pool2d(_nchw(x), 3, 2, 1))
-    ours = _run(lambda t: _blocks.max_pool(t, 3, strides=2, padding=1, nonnegative=False,
-                                           name="pool"), x)
+    ours = _run(
+        lambda t: _blocks.max_pool(t, 3, strides=2, padding=1, nonnegative=False, name="pool"), x
+    )
     assert_features_match([ours], [expected], f"signed max pool {size}")
-    zero_padded = _run(lambda t: _blocks.max_pool(t, 3, strides=2, padding=1, nonnegative=True,
-                                                  name="pool"), x)
+    zero_padded = _run(
+        lambda t: _blocks.max_pool(t, 3, strides=2, padding=1, nonnegative=True, name="pool"), x
+    )
     assert np.abs(zero_padded - expected).max() > 0.5  # the trap the lowest-value padding avoids
 
 
@@ -56,8 +58,10 @@ def test_signed_max_pool_pads_with_lowest_value(size) -> None:
 def test_ceil_mode_max_pool(size) -> None:
     x = _signed(*size, seed=1)
     expected = _nhwc(F.max_pool2d(_nchw(x), 3, 2, 0, ceil_mode=True))
-    ours = _run(lambda t: _blocks.max_pool(t, 3, strides=2, ceil_mode=True, nonnegative=False,
-                                           name="pool"), x)
+    ours = _run(
+        lambda t: _blocks.max_pool(t, 3, strides=2, ceil_mode=True, nonnegative=False, name="pool"),
+        x,
+    )
     assert_features_match([ours], [expected], f"ceil-mode max pool {size}")
     # The traps: floor mode loses the last window on even sizes, Keras "same" (ceil mode on
     # even sizes) adds one on odd sizes.
@@ -81,8 +85,11 @@ def test_conv2d_padding_and_kernels(kernel, strides, padding, torch_pad) -> None
     kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
     weight = torch.randn(4, 3, kh, kw, generator=torch.Generator().manual_seed(0))
     expected = _nhwc(F.conv2d(F.pad(_nchw(x), torch_pad), weight, stride=strides))
-    ours = _run(lambda t: _blocks.conv2d(t, 4, kernel, strides=strides, padding=padding,
-                                         name="conv"), x, {"conv.weight": weight})
+    ours = _run(
+        lambda t: _blocks.conv2d(t, 4, kernel, strides=strides, padding=padding, name="conv"),
+        x,
+        {"conv.weight": weight},
+    )
     assert_features_match([ours], [expected], f"conv {kernel} {padding}")
 
 
@@ -90,16 +97,23 @@ def test_depthwise_conv2d_strided() -> None:
     x = _signed(11, 10, channels=6, seed=3)
     weight = torch.randn(6, 1, 3, 3, generator=torch.Generator().manual_seed(1))
     expected = _nhwc(F.conv2d(_nchw(x), weight, stride=2, padding=1, groups=6))
-    ours = _run(lambda t: _blocks.depthwise_conv2d(t, 3, strides=2, padding=1, name="dw"), x,
-                {"dw.weight": weight})
+    ours = _run(
+        lambda t: _blocks.depthwise_conv2d(t, 3, strides=2, padding=1, name="dw"),
+        x,
+        {"dw.weight": weight},
+    )
     assert_features_match([ours], [expected], "depthwise")
 
 
 def test_average_pool_excluding_padding() -> None:
     x = _signed(7, 9, seed=4)
     expected = _nhwc(F.avg_pool2d(_nchw(x), 3, 1, 1, count_include_pad=False))
-    ours = _run(lambda t: _blocks.avg_pool(t, 3, strides=1, padding=1, count_include_pad=False,
-                                           name="pool"), x)
+    ours = _run(
+        lambda t: _blocks.avg_pool(
+            t, 3, strides=1, padding=1, count_include_pad=False, name="pool"
+        ),
+        x,
+    )
     assert_features_match([ours], [expected], "avg pool, padding excluded")
     with pytest.raises(NotImplementedError):
         _run(lambda t: _blocks.avg_pool(t, 3, strides=1, padding=1, name="pool"), x)
@@ -148,12 +162,15 @@ def test_encoder_options_are_checked() -> None:
 
 def test_legacy_key_renames() -> None:
     renames = encoder_spec("densenet121").key_renames
-    state = {"features.denseblock1.denselayer1.norm.1.weight": np.zeros(1),
-             "features.denseblock1.denselayer1.conv.2.weight": np.zeros(1),
-             "features.norm5.weight": np.zeros(1)}
+    state = {
+        "features.denseblock1.denselayer1.norm.1.weight": np.zeros(1),
+        "features.denseblock1.denselayer1.conv.2.weight": np.zeros(1),
+        "features.norm5.weight": np.zeros(1),
+    }
     assert sorted(rename_keys(state, renames)) == [
         "features.denseblock1.denselayer1.conv2.weight",
-        "features.denseblock1.denselayer1.norm1.weight", "features.norm5.weight"]
-    vgg = rename_keys({"features.module.0.weight": np.zeros(1)},
-                      encoder_spec("vgg11").key_renames)
+        "features.denseblock1.denselayer1.norm1.weight",
+        "features.norm5.weight",
+    ]
+    vgg = rename_keys({"features.module.0.weight": np.zeros(1)}, encoder_spec("vgg11").key_renames)
     assert list(vgg) == ["features.0.weight"]

@@ -54,8 +54,7 @@ def dpn68() -> Converted:
 @pytest.fixture(scope="module")
 def dpn68b_classifier() -> Converted:
     """dpn68b's classifier (CatBnAct c1x1_c) and pretrainedmodels' with test-time pooling."""
-    reference = torch_reference.build_classifier("dpn68b", classes=54, seed=7,
-                                                 test_time_pool=True)
+    reference = torch_reference.build_classifier("dpn68b", classes=54, seed=7, test_time_pool=True)
     model = get_classifier("dpn68b", classes=54)
     load_torch_weights(model, reference.state_dict())
     images = random_images(224, 224, batch=1)
@@ -75,7 +74,7 @@ def _features_with_activated_pairs(encoder: torch.nn.Module, images: np.ndarray)
             x = encoder.features[start:stop](x)
             features.append(F.relu(torch.cat(x, dim=1)))
             x = tuple(F.relu(part) for part in x)
-        features.append(encoder.features[bounds[3]:bounds[4]](x))
+        features.append(encoder.features[bounds[3] : bounds[4]](x))
     return [f.numpy().transpose(0, 2, 3, 1) for f in features]
 
 
@@ -85,23 +84,26 @@ def test_taps_are_activated_but_the_next_stage_gets_the_raw_pair(dpn68: Converte
     assert_features_match(dpn68.ours[1:3], activated[:2], "dpn68, taps up to stride 4")
     for index in (3, 4, 5):
         with pytest.raises(AssertionError, match="exceeds"):
-            assert_features_match([dpn68.ours[index]], [activated[index - 1]],
-                                  "activated pairs")
+            assert_features_match([dpn68.ours[index]], [activated[index - 1]], "activated pairs")
 
 
 def test_batch_norm_epsilon_is_1e3(dpn68: Converted) -> None:
-    norms = [layer for layer in dpn68.model.layers
-             if isinstance(layer, keras.layers.BatchNormalization)]
+    norms = [
+        layer for layer in dpn68.model.layers if isinstance(layer, keras.layers.BatchNormalization)
+    ]
     assert len(norms) == 1 + 3 * (3 + 4 + 12 + 3) + 4 + 1  # stem, blocks, projections, conv5
-    assert all(layer.epsilon == BN_EPSILON == 1e-3 and layer.momentum == pytest.approx(0.9)
-               for layer in norms)
+    assert all(
+        layer.epsilon == BN_EPSILON == 1e-3 and layer.momentum == pytest.approx(0.9)
+        for layer in norms
+    )
     torch_default = copy.deepcopy(dpn68.reference)
     for module in torch_default.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             module.eps = 1e-5  # torch's default, which DPN does not use
     with pytest.raises(AssertionError, match="exceeds"):
-        assert_features_match(dpn68.ours, torch_reference.run_nhwc(torch_default, dpn68.images),
-                              "eps 1e-5")
+        assert_features_match(
+            dpn68.ours, torch_reference.run_nhwc(torch_default, dpn68.images), "eps 1e-5"
+        )
 
 
 def test_dual_path_splits_and_grouped_convs(dpn68: Converted) -> None:
@@ -141,8 +143,9 @@ def test_classifier_head_and_test_time_pooling(dpn68b_classifier: Converted) -> 
         reference.test_time_pool = test_time_pool
         return torch_reference.run_nhwc(reference, images)
 
-    assert_features_match(dpn68b_classifier.ours, logits(dpn68b_classifier.images, True),
-                          "224x224, test-time pool")
+    assert_features_match(
+        dpn68b_classifier.ours, logits(dpn68b_classifier.images, True), "224x224, test-time pool"
+    )
     images = random_images(224, 256, batch=1)
     wider = [model(images, training=False)]
     assert_features_match(wider, logits(images, False), "224x256, global average")

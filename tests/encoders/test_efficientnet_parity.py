@@ -25,16 +25,24 @@ VARIANTS = parity.family_variants("efficientnet")
 # PORTING.md section 4: blocks whose strided depthwise conv pads differently in smp 0.6.0 than in
 # efficientnet-pytorch 0.6.3, with smp's (symmetric) padding per side.
 PORTING_DIFFERENCES = {
-    "efficientnet-b0": {}, "efficientnet-b1": {16: 2}, "efficientnet-b2": {5: 2, 8: 1, 16: 2},
-    "efficientnet-b3": {5: 2, 18: 2}, "efficientnet-b4": {6: 2}, "efficientnet-b5": {13: 1, 27: 2},
-    "efficientnet-b6": {31: 2}, "efficientnet-b7": {18: 1},
+    "efficientnet-b0": {},
+    "efficientnet-b1": {16: 2},
+    "efficientnet-b2": {5: 2, 8: 1, 16: 2},
+    "efficientnet-b3": {5: 2, 18: 2},
+    "efficientnet-b4": {6: 2},
+    "efficientnet-b5": {13: 1, 27: 2},
+    "efficientnet-b6": {31: 2},
+    "efficientnet-b7": {18: 1},
 }
 # 0.6.3 at an even nominal size: stride-2 k3 pads (0, 1), k5 (1, 2) on each axis.
 EVEN_STRIDED_PADDING = {3: (0, 1), 5: (1, 2)}
 # Each FULL classifier at its nominal size, except b7: at 600x600 (batch 2) it matched too
 # (2.7e-7) but took ~50 s and a 10.5 GB peak here, over the CI budget, so CI checks it smaller.
-CLASSIFIER_SIZES = {"efficientnet-b0": (224, 224), "efficientnet-b2": (260, 260),
-                    "efficientnet-b7": (64, 96)}
+CLASSIFIER_SIZES = {
+    "efficientnet-b0": (224, 224),
+    "efficientnet-b2": (260, 260),
+    "efficientnet-b7": (64, 96),
+}
 
 
 class TestEfficientNetParity(EncoderFamilyParity):
@@ -83,15 +91,19 @@ def _check_paddings(name: str) -> None:
     conventions differ are PORTING.md's."""
     with torch.device("meta"):  # shapes only
         nasa = efficientnet_reference.build_encoder(name, depth=5, output_stride=32)
-        current = efficientnet_reference.build_encoder(name, depth=5, output_stride=32,
-                                                       padding="smp")
+        current = efficientnet_reference.build_encoder(
+            name, depth=5, output_stride=32, padding="smp"
+        )
     assert efficientnet.depthwise_paddings(name, "micronet") == _depthwise_paddings(
-        nasa, StaticConv063), name
+        nasa, StaticConv063
+    ), name
     assert efficientnet.depthwise_paddings(name, "smp") == _depthwise_paddings(
-        current, StaticConv060), name
+        current, StaticConv060
+    ), name
     differing = efficientnet.differing_blocks(name)
     assert {i: smp_pads[0] for i, (_, smp_pads) in differing.items()} == {
-        i: (pad, pad) for i, pad in PORTING_DIFFERENCES[name].items()}, name
+        i: (pad, pad) for i, pad in PORTING_DIFFERENCES[name].items()
+    }, name
     blocks = efficientnet.block_args(name)
     for index, (nasa_pads, smp_pads) in differing.items():
         assert blocks[index].stride == 2 and smp_pads[0] == smp_pads[1], (name, index)
@@ -119,14 +131,22 @@ def _check_spec(name: str) -> None:
     blocks = efficientnet.block_args(name)
     assert len(blocks) == len(current._blocks), name
     for index, (block, ref) in enumerate(zip(blocks, current._blocks)):
-        assert (ref._depthwise_conv.kernel_size[0], ref._depthwise_conv.stride[0],
-                ref._depthwise_conv.in_channels, ref._project_conv.out_channels) == (
-            block.kernel, block.stride, block.in_channels * block.expand, block.out_channels
-        ), (name, index)
+        assert (
+            ref._depthwise_conv.kernel_size[0],
+            ref._depthwise_conv.stride[0],
+            ref._depthwise_conv.in_channels,
+            ref._project_conv.out_channels,
+        ) == (block.kernel, block.stride, block.in_channels * block.expand, block.out_channels), (
+            name,
+            index,
+        )
         assert ref._se_reduce.out_channels == max(1, int(block.in_channels * 0.25)), (name, index)
         assert ref._has_drop_connect == block.has_skip, (name, index)
-    rates = {i: 0.2 * i / len(blocks) for i, b in enumerate(current._blocks)
-             if b._has_drop_connect and i > 0}
+    rates = {
+        i: 0.2 * i / len(blocks)
+        for i, b in enumerate(current._blocks)
+        if b._has_drop_connect and i > 0
+    }
     assert efficientnet.drop_connect_rates(name) == pytest.approx(rates), name
 
 
@@ -143,18 +163,25 @@ def _check_feature_difference(name: str) -> None:
     out_indexes = efficientnet.VARIANTS[name][4]
     first = min(PORTING_DIFFERENCES[name], default=None)
     # Outputs 2..5 end with blocks out_indexes[0..3]: the first at or after the first block.
-    changed = 6 if first is None else next(2 + i for i, end in enumerate(out_indexes)
-                                           if first <= end)
+    changed = (
+        6 if first is None else next(2 + i for i, end in enumerate(out_indexes) if first <= end)
+    )
     depth = min(changed, 5)
     nasa = torch_reference.build_encoder(name, depth=depth, seed=6)
     current = torch_reference.build_encoder(name, depth=depth, seed=6, padding="smp")
     current.load_state_dict(nasa.state_dict())
     images = random_images(64, 64, batch=1)
-    diffs = [float(np.abs(a - b).max() / max(1.0, np.abs(a).max()))
-             for a, b in zip(torch_reference.run_nhwc(nasa, images),
-                             torch_reference.run_nhwc(current, images))]
-    print(name, "0.6.3 vs smp 0.6.0, max relative difference per output:",
-          " ".join(f"{d:.1e}" for d in diffs))
+    diffs = [
+        float(np.abs(a - b).max() / max(1.0, np.abs(a).max()))
+        for a, b in zip(
+            torch_reference.run_nhwc(nasa, images), torch_reference.run_nhwc(current, images)
+        )
+    ]
+    print(
+        name,
+        "0.6.3 vs smp 0.6.0, max relative difference per output:",
+        " ".join(f"{d:.1e}" for d in diffs),
+    )
     assert max(diffs[:changed]) <= 1e-6, (name, diffs)  # Swish vs nn.SiLU round-off only
     assert changed == 6 or diffs[changed] > 1e-4, (name, diffs)
 
@@ -178,8 +205,11 @@ def test_drop_connect_drops_whole_samples_at_its_rate_in_training_only() -> None
 def test_encoder_places_drop_connect_on_skip_blocks_with_rising_rates() -> None:
     name = "efficientnet-b0"
     model = get_encoder(name)
-    layers = {layer.name: layer.rate for layer in model.layers
-              if isinstance(layer, efficientnet.DropConnect)}
+    layers = {
+        layer.name: layer.rate
+        for layer in model.layers
+        if isinstance(layer, efficientnet.DropConnect)
+    }
     expected = efficientnet.drop_connect_rates(name)
     assert layers == {f"_blocks.{i}.drop_connect": rate for i, rate in expected.items()}
     assert sorted(expected) == [2, 4, 6, 7, 9, 10, 12, 13, 14]  # stride 1, in == out
@@ -196,5 +226,8 @@ def test_depth_one_is_refused_as_smp_060_does(tmp_path: Path) -> None:
     checkpoint = torch_reference.save_nasa_checkpoint(reference, tmp_path / "b0.pth")
     model = get_encoder(name, depth=2, weights=checkpoint)
     images = random_images(72, 49)
-    assert_features_match(model(images, training=False),
-                          torch_reference.run_nhwc(reference, images), f"{name} depth 2")
+    assert_features_match(
+        model(images, training=False),
+        torch_reference.run_nhwc(reference, images),
+        f"{name} depth 2",
+    )

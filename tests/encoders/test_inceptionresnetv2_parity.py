@@ -62,8 +62,7 @@ class TestInceptionResNetV2Parity(EncoderFamilyParity):
     CLASSIFIER_SIZE = (299, 299)  # NASA's size: avgpool_1a (8x8) is global only there
 
     def test_parity_catches_the_traps(self) -> None:
-        expected = assert_parity_catches("inceptionresnetv2", TRAPS,
-                                         random_images(33, 49, batch=1))
+        expected = assert_parity_catches("inceptionresnetv2", TRAPS, random_images(33, 49, batch=1))
         # smp's last output (conv2d_7b, a BasicConv2d) ends in a ReLU, block8 does not.
         reference = torch_reference.build_encoder("inceptionresnetv2")
         assert isinstance(reference.conv2d_7b.relu, torch.nn.ReLU) and reference.block8.noReLU
@@ -71,13 +70,15 @@ class TestInceptionResNetV2Parity(EncoderFamilyParity):
 
     def test_classifier_averages_the_whole_map_at_other_sizes(self) -> None:
         """Where avgpool_1a (AvgPool2d(8)) fails: as ``AdaptiveAvgPool2d(1)``."""
-        pooled = torch_reference.build_classifier("inceptionresnetv2", classes=54, seed=7,
-                                                  global_pool=True)
+        pooled = torch_reference.build_classifier(
+            "inceptionresnetv2", classes=54, seed=7, global_pool=True
+        )
         model = get_classifier("inceptionresnetv2", classes=54)
         load_torch_weights(model, pooled.state_dict())
         images = random_images(96, 160, batch=1)
-        assert_features_match([model(images, training=False)],
-                              torch_reference.run_nhwc(pooled, images), "96x160")
+        assert_features_match(
+            [model(images, training=False)], torch_reference.run_nhwc(pooled, images), "96x160"
+        )
         original = torch_reference.build_classifier("inceptionresnetv2", classes=54, seed=7)
         with pytest.raises(RuntimeError):  # a 1x3 map is smaller than the 8x8 pool
             torch_reference.run_nhwc(original, images)

@@ -48,14 +48,17 @@ class TestInceptionV4Parity(EncoderFamilyParity):
         """Square: as smp's vendored ``avg_pool2d(kernel=H)``; non-square, where that fails:
         as ``AdaptiveAvgPool2d(1)``."""
         original = torch_reference.build_classifier("inceptionv4", classes=54, seed=7)
-        pooled = torch_reference.build_classifier("inceptionv4", classes=54, seed=7,
-                                                  global_pool=True)
+        pooled = torch_reference.build_classifier(
+            "inceptionv4", classes=54, seed=7, global_pool=True
+        )
         model = get_classifier("inceptionv4", classes=54)
         load_torch_weights(model, original.state_dict())
         square, oblong = random_images(128, 128, batch=1), random_images(96, 160, batch=1)
-        assert_features_match([model(square, training=False)],
-                              torch_reference.run_nhwc(original, square), "128x128")
-        assert_features_match([model(oblong, training=False)],
-                              torch_reference.run_nhwc(pooled, oblong), "96x160")
+        assert_features_match(
+            [model(square, training=False)], torch_reference.run_nhwc(original, square), "128x128"
+        )
+        assert_features_match(
+            [model(oblong, training=False)], torch_reference.run_nhwc(pooled, oblong), "96x160"
+        )
         with pytest.raises(RuntimeError):  # a 1x3 map: the vendored head gives 3 x 1536
             torch_reference.run_nhwc(original, oblong)

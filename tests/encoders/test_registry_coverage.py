@@ -19,8 +19,11 @@ def _family_tests() -> dict[str, list[type[EncoderFamilyParity]]]:
     for path in sorted(Path(__file__).parent.glob("test_*_parity.py")):
         module = importlib.import_module(f"tests.encoders.{path.stem}")
         for value in vars(module).values():
-            if (isinstance(value, type) and issubclass(value, EncoderFamilyParity)
-                    and value is not EncoderFamilyParity):
+            if (
+                isinstance(value, type)
+                and issubclass(value, EncoderFamilyParity)
+                and value is not EncoderFamilyParity
+            ):
                 classes.setdefault(value.FAMILY, []).append(value)
     return classes
 

@@ -47,8 +47,7 @@ class TestSENetParity(EncoderFamilyParity):
         reference = torch_reference.build_classifier(name, classes=54, seed=6)
         model = get_classifier(name, classes=54)
         assert_fully_consumed(load_torch_weights(model, reference.state_dict()), name)
-        dropouts = [layer.rate for layer in model.layers
-                    if isinstance(layer, keras.layers.Dropout)]
+        dropouts = [layer.rate for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
         assert dropouts == ([] if reference.dropout is None else [reference.dropout.p])
         images = random_images(*ODD_SIZE)
         with torch.no_grad():
@@ -57,12 +56,12 @@ class TestSENetParity(EncoderFamilyParity):
                 reference.logits(trunk)
             reference.avg_pool = torch.nn.AdaptiveAvgPool2d(1)
             expected = reference.logits(trunk).numpy()
-        assert_features_match([model(images, training=False)], [expected],
-                              f"{name} classifier, global average")
+        assert_features_match(
+            [model(images, training=False)], [expected], f"{name} classifier, global average"
+        )
 
 
-def _one_block_per_layer(variant: str, output_stride: int) -> tuple[torch.nn.Module,
-                                                                    keras.Model]:
+def _one_block_per_layer(variant: str, output_stride: int) -> tuple[torch.nn.Module, keras.Model]:
     """smp's encoder for ``variant`` with layers (1, 1, 1, 1), dilated as smp does, random
     weights and BatchNorm statistics; and ours, built the same way."""
     entry = smp_encoders[variant]
@@ -75,13 +74,15 @@ def _one_block_per_layer(variant: str, output_stride: int) -> tuple[torch.nn.Mod
     inputs = keras.Input((None, None, 3))
     with _blocks.dilation_plan(rates):
         features = build_senet_features(
-            inputs, **{**encoder_spec(variant).params, "layers_per_stage": (1, 1, 1, 1)})
+            inputs, **{**encoder_spec(variant).params, "layers_per_stage": (1, 1, 1, 1)}
+        )
     return reference, keras.Model(inputs, features)
 
 
 @pytest.mark.parametrize("variant", ["se_resnet50", "se_resnext50_32x4d", "senet154"])
-@pytest.mark.parametrize(("output_stride", "size"), [(32, ODD_SIZE), (8, (64, 64))],
-                         ids=["os32-odd", "os8-even"])
+@pytest.mark.parametrize(
+    ("output_stride", "size"), [(32, ODD_SIZE), (8, (64, 64))], ids=["os32-odd", "os8-even"]
+)
 def test_each_block_type_mirrors_the_original(variant: str, output_stride: int, size) -> None:
     """One block per layer: every output equal to smp's, and every ``nn.Conv2d`` has a Keras
     twin of the same name, kernel, stride, dilation, groups (grouped ones on TensorFlow's
@@ -91,19 +92,35 @@ def test_each_block_type_mirrors_the_original(variant: str, output_stride: int, 
     reference, model = _one_block_per_layer(variant, output_stride)
     assert_fully_consumed(load_torch_weights(model, reference.state_dict()), variant)
     images = random_images(*size)
-    assert_features_match(model(images, training=False),
-                          torch_reference.run_nhwc(reference, images)[1:],
-                          f"{variant}, one block per layer, OS {output_stride} at {size}")
+    assert_features_match(
+        model(images, training=False),
+        torch_reference.run_nhwc(reference, images)[1:],
+        f"{variant}, one block per layer, OS {output_stride} at {size}",
+    )
     convs = {n: m for n, m in reference.named_modules() if isinstance(m, torch.nn.Conv2d)}
-    keras_convs = {layer.name: layer for layer in model.layers if layer.weights
-                   and not isinstance(layer, keras.layers.BatchNormalization)}
+    keras_convs = {
+        layer.name: layer
+        for layer in model.layers
+        if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)
+    }
     assert set(keras_convs) == set(convs)
     for path, conv in convs.items():
         layer = keras_convs[path]
         assert isinstance(layer, GroupedConv2D if conv.groups > 1 else keras.layers.Conv2D), path
-        assert (layer.filters, layer.kernel_size, layer.strides, layer.dilation_rate,
-                layer.groups, layer.use_bias) == (
-            conv.out_channels, conv.kernel_size, conv.stride, conv.dilation, conv.groups,
-            conv.bias is not None), path
+        assert (
+            layer.filters,
+            layer.kernel_size,
+            layer.strides,
+            layer.dilation_rate,
+            layer.groups,
+            layer.use_bias,
+        ) == (
+            conv.out_channels,
+            conv.kernel_size,
+            conv.stride,
+            conv.dilation,
+            conv.groups,
+            conv.bias is not None,
+        ), path
     assert keras_convs["layer1.0.se_module.fc1"].use_bias  # SE convs have biases
     assert "layer1.0.downsample.0" in keras_convs  # stride 1, but 64 / 128 -> 256 channels

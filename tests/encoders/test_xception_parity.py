@@ -62,11 +62,13 @@ def _wrong_block_pool(trap: str, block: str):
 
     def pool(x, pool_size, *, name, strides, padding, nonnegative):
         if not name.startswith(f"{block}."):
-            return _blocks.max_pool(x, pool_size, strides=strides, padding=padding,
-                                    nonnegative=nonnegative, name=name)
+            return _blocks.max_pool(
+                x, pool_size, strides=strides, padding=padding, nonnegative=nonnegative, name=name
+            )
         if trap == "zero":
-            return _blocks.max_pool(x, pool_size, strides=strides, padding=padding,
-                                    nonnegative=True, name=name)
+            return _blocks.max_pool(
+                x, pool_size, strides=strides, padding=padding, nonnegative=True, name=name
+            )
         return keras.layers.MaxPooling2D(pool_size, strides, padding="same", name=name)(x)
 
     return pool
@@ -98,8 +100,11 @@ def test_separable_convs_are_depthwise_then_pointwise(reference) -> None:
     model = get_encoder("xception")
     layers = {layer.name: layer for layer in model.layers}
     assert not any(isinstance(layer, keras.layers.SeparableConv2D) for layer in model.layers)
-    separable = [key[: -len(".pointwise.weight")] for key in reference.state_dict()
-                 if key.endswith(".pointwise.weight")]
+    separable = [
+        key[: -len(".pointwise.weight")]
+        for key in reference.state_dict()
+        if key.endswith(".pointwise.weight")
+    ]
     assert len(separable) == 34  # 2 + 2 + 2 + 8 x 3 + 2 (blocks) + conv3 + conv4
     for path in separable:
         depthwise, pointwise = layers[f"{path}.conv1"], layers[f"{path}.pointwise"]
@@ -149,20 +154,23 @@ def test_checkpoint_head_may_be_fc_or_last_linear(head: str, tmp_path: Path) -> 
     """pretrainedmodels' classifier saves ``last_linear``, smp's Xception class ``fc``: a
     classifier loads either as its head, an encoder ignores either."""
     reference = torch_reference.build_classifier("xception", classes=54, seed=6)
-    state = {re.sub(r"^last_linear\.", f"{head}.", k): v
-             for k, v in reference.state_dict().items()}
+    state = {re.sub(r"^last_linear\.", f"{head}.", k): v for k, v in reference.state_dict().items()}
     assert f"{head}.weight" in state
     path = tmp_path / "xception.pth.tar"  # NASA's classifier files: DataParallel keys
     torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, path)
 
     classifier = get_classifier("xception", 54, weights=path)
     images = random_images(33, 47, seed=14)  # adaptive average: any size (224 in the class)
-    assert_features_match([classifier(images, training=False)],
-                          torch_reference.run_nhwc(reference, images), f"{head} at 33x47")
+    assert_features_match(
+        [classifier(images, training=False)],
+        torch_reference.run_nhwc(reference, images),
+        f"{head} at 33x47",
+    )
     encoder = get_encoder("xception", depth=2, weights=path)
     np.testing.assert_array_equal(
         encoder.get_layer("conv1").kernel.numpy(),
-        reference.conv1.weight.detach().numpy().transpose(2, 3, 1, 0))
+        reference.conv1.weight.detach().numpy().transpose(2, 3, 1, 0),
+    )
 
 
 def test_checkpoint_with_both_head_names_is_refused() -> None:
@@ -175,8 +183,9 @@ def test_signed_max_pool_padding_survives_onnx_export(tmp_path: Path) -> None:
     """The lowest-value padding of the block pools, through ``export_onnx`` and onnxruntime:
     a bare signed pool on negative inputs, then the stride-4 encoder cut (block1's pool)."""
     inputs = keras.Input((None, None, 4))
-    pool = keras.Model(inputs, _blocks.max_pool(inputs, 3, strides=2, padding=1,
-                                                nonnegative=False, name="pool"))
+    pool = keras.Model(
+        inputs, _blocks.max_pool(inputs, 3, strides=2, padding=1, nonnegative=False, name="pool")
+    )
     session = onnxruntime.InferenceSession(str(export_onnx(pool, tmp_path / "pool.onnx")))
     rng = np.random.default_rng(15)
     for size in ((9, 9), (16, 15)):

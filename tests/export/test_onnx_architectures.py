@@ -24,7 +24,11 @@ def _assert_onnx_parity(model, path: Path, context: str) -> None:
     session = onnxruntime.InferenceSession(str(path))
     name = session.get_inputs()[0].name
     assert [d if isinstance(d, int) else None for d in session.get_inputs()[0].shape] == [
-        None, None, None, 3]
+        None,
+        None,
+        None,
+        3,
+    ]
     rng = np.random.default_rng(0)
     for batch, height, width in SIZES:
         images = rng.standard_normal((batch, height, width, 3), np.float32)
@@ -33,18 +37,25 @@ def _assert_onnx_parity(model, path: Path, context: str) -> None:
         assert produced.shape == expected.shape
         scale = max(1.0, float(np.abs(expected).max()))
         assert float(np.abs(produced - expected).max()) <= 1e-4 * scale, (
-            f"{context} at {batch}x{height}x{width}")
+            f"{context} at {batch}x{height}x{width}"
+        )
 
 
 @pytest.mark.parametrize("architecture", list_architectures())
 def test_resnet50_architecture_onnx_parity(architecture: str, tmp_path: Path) -> None:
-    _assert_onnx_parity(create_segmentation_model(architecture, "resnet50", classes=3),
-                        tmp_path / f"{architecture}.onnx", architecture)
+    _assert_onnx_parity(
+        create_segmentation_model(architecture, "resnet50", classes=3),
+        tmp_path / f"{architecture}.onnx",
+        architecture,
+    )
 
 
 @pytest.mark.parametrize("encoder", first_of_each_family(exclude=("resnet",)))
 def test_every_encoder_family_onnx_parity(encoder: str, tmp_path: Path) -> None:
     """A U-Net on the first encoder of every other family (registry-driven): VGG's centre
     block, DenseNet's concatenations, MobileNetV2's depthwise convolutions, ... export too."""
-    _assert_onnx_parity(create_segmentation_model("Unet", encoder, classes=3),
-                        tmp_path / f"Unet-{encoder}.onnx", f"Unet/{encoder}")
+    _assert_onnx_parity(
+        create_segmentation_model("Unet", encoder, classes=3),
+        tmp_path / f"Unet-{encoder}.onnx",
+        f"Unet/{encoder}",
+    )

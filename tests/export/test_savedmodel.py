@@ -42,16 +42,38 @@ def test_savedmodel_serves_raw_images_like_predict(tmp_path: Path) -> None:
     keras.utils.set_random_seed(0)
     model = create_segmentation_model("Unet", "resnet18", classes=3)
     model.save(tmp_path / "model.keras")
-    assert main(["export", str(tmp_path / "model.keras"), "--format", "savedmodel", "--out",
-                 str(tmp_path / "served")]) == 0
+    assert (
+        main(
+            [
+                "export",
+                str(tmp_path / "model.keras"),
+                "--format",
+                "savedmodel",
+                "--out",
+                str(tmp_path / "served"),
+            ]
+        )
+        == 0
+    )
     rng = np.random.default_rng(1)
     image8 = rng.integers(0, 256, (100, 110, 3), dtype=np.uint8)  # odd sizes: padded to 128
     image16 = image8.astype(np.uint16) * 16  # 12 bits used of 16
     grey8 = image8[..., 0][..., None]
     np.savez(tmp_path / "in.npz", image8=image8, image16=image16, grey8=grey8)
-    result = subprocess.run([sys.executable, "-c", SERVE, str(tmp_path / "served"),
-                             str(tmp_path / "in.npz"), str(tmp_path / "out.npz")],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SERVE,
+            str(tmp_path / "served"),
+            str(tmp_path / "in.npz"),
+            str(tmp_path / "out.npz"),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "False"  # served without micronet_tf
     served = np.load(tmp_path / "out.npz")
@@ -62,16 +84,42 @@ def test_savedmodel_serves_raw_images_like_predict(tmp_path: Path) -> None:
         agree = np.mean(served[key + "_mask"] == to_index_mask(expected))
         assert agree > 0.999, (key, agree)  # ties of near-equal classes may flip
 
-    listing = subprocess.run([str(Path(sys.executable).parent / "saved_model_cli"), "show",
-                              "--dir", str(tmp_path / "served"), "--all"],
-                             capture_output=True, text=True, timeout=300)
+    listing = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "saved_model_cli"),
+            "show",
+            "--dir",
+            str(tmp_path / "served"),
+            "--all",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert listing.returncode == 0, listing.stderr[-2000:]
-    for expected in ("signature_def['serving_default']", "signature_def['serving_uint16']",
-                     "probabilities", "mask", "dtype: DT_UINT8", "dtype: DT_UINT16"):
+    for expected in (
+        "signature_def['serving_default']",
+        "signature_def['serving_uint16']",
+        "probabilities",
+        "mask",
+        "dtype: DT_UINT8",
+        "dtype: DT_UINT16",
+    ):
         assert expected in listing.stdout, expected
 
     # An existing folder is refused (and left as it was) unless --force.
     before = sorted(p.name for p in (tmp_path / "served").iterdir())
-    assert main(["export", str(tmp_path / "model.keras"), "--format", "savedmodel", "--out",
-                 str(tmp_path / "served")]) == 2
+    assert (
+        main(
+            [
+                "export",
+                str(tmp_path / "model.keras"),
+                "--format",
+                "savedmodel",
+                "--out",
+                str(tmp_path / "served"),
+            ]
+        )
+        == 2
+    )
     assert sorted(p.name for p in (tmp_path / "served").iterdir()) == before

@@ -20,8 +20,9 @@ from tests.encoders.parity import assert_features_match, random_images
 ENCODERS = ("resnet18", "resnext50_32x4d")
 
 
-def converted_pair(architecture: str, encoder: str, classes: int, seed: int = 0,
-                   **decoder_kwargs: Any):
+def converted_pair(
+    architecture: str, encoder: str, classes: int, seed: int = 0, **decoder_kwargs: Any
+):
     """(smp model, our Keras model holding the smp model's weights)."""
     reference = torch_reference.build_segmentation_model(
         architecture, encoder, classes=classes, seed=seed, **decoder_kwargs
@@ -54,8 +55,9 @@ class SegmentationParityTests:
     @pytest.mark.parametrize("encoder", ENCODERS)
     def test_logits_match_pytorch(self, encoder: str, classes: int) -> None:
         reference, model = converted_pair(self.ARCHITECTURE, encoder, classes)
-        assert_logits_match(reference, model, self.SIZES,
-                            f"{self.ARCHITECTURE}/{encoder}/classes={classes}")
+        assert_logits_match(
+            reference, model, self.SIZES, f"{self.ARCHITECTURE}/{encoder}/classes={classes}"
+        )
 
     def test_decoder_options_match_pytorch(self) -> None:
         for options in self.DECODER_OPTIONS:
@@ -63,8 +65,13 @@ class SegmentationParityTests:
             assert_logits_match(reference, model, self.SIZES[:1], f"{self.ARCHITECTURE} {options}")
 
     def test_keras_file_round_trip(self, tmp_path: Path) -> None:
-        model = create_segmentation_model(self.ARCHITECTURE, "resnet18", classes=3,
-                                          activation="softmax", class_names=["a", "b", "c"])
+        model = create_segmentation_model(
+            self.ARCHITECTURE,
+            "resnet18",
+            classes=3,
+            activation="softmax",
+            class_names=["a", "b", "c"],
+        )
         path = tmp_path / "model.keras"
         model.save(path)
         reloaded = keras.saving.load_model(path)

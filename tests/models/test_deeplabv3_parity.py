@@ -9,8 +9,7 @@ class TestDeepLabV3Parity(SegmentationParityTests):
     SIZES = ((64, 64), (96, 160))
     DECODER_OPTIONS = (
         {"encoder_output_stride": 16},
-        {"decoder_aspp_separable": True, "decoder_channels": 64,
-         "decoder_atrous_rates": (1, 2, 3)},
+        {"decoder_aspp_separable": True, "decoder_channels": 64, "decoder_atrous_rates": (1, 2, 3)},
         {"encoder_depth": 4, "decoder_atrous_rates": (2, 4, 6)},
         {"encoder_depth": 3, "decoder_aspp_dropout": 0.1},
         {"upsampling": 4},
@@ -22,8 +21,11 @@ class TestDeepLabV3PlusParity(SegmentationParityTests):
     SIZES = ((64, 64), (96, 160))
     DECODER_OPTIONS = (
         {"encoder_output_stride": 8},
-        {"decoder_aspp_separable": False, "decoder_channels": 64,
-         "decoder_atrous_rates": (1, 2, 3)},
+        {
+            "decoder_aspp_separable": False,
+            "decoder_channels": 64,
+            "decoder_atrous_rates": (1, 2, 3),
+        },
         {"encoder_depth": 4},
         {"encoder_depth": 3, "encoder_output_stride": 8},
         {"upsampling": 2},

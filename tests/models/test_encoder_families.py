@@ -37,8 +37,9 @@ def test_architecture_on_family(architecture: str, encoder: str) -> None:
         assert_logits_match(reference, model, ((256, 256),), f"PAN/{encoder}/os32")
         return
     reference, model = converted_pair(architecture, encoder, 3)
-    assert_logits_match(reference, model, (SIZE.get(architecture, (64, 64)),),
-                        f"{architecture}/{encoder}")
+    assert_logits_match(
+        reference, model, (SIZE.get(architecture, (64, 64)),), f"{architecture}/{encoder}"
+    )
 
 
 def test_encoder_options_reach_the_encoder(tmp_path) -> None:
@@ -55,8 +56,9 @@ def test_encoder_options_reach_the_encoder(tmp_path) -> None:
     reference = torch_reference.build_segmentation_model("Unet", "efficientnet-b2", classes=3)
     images = random_images(64, 64)
     expected = torch_reference.run_nhwc(reference, images)
-    model = create_segmentation_model("Unet", "efficientnet-b2", classes=3,
-                                      encoder_options={"padding": "smp"})
+    model = create_segmentation_model(
+        "Unet", "efficientnet-b2", classes=3, encoder_options={"padding": "smp"}
+    )
     load_torch_weights(model, reference.state_dict())
     assert_logits_match(reference, model, ((64, 64),), "Unet/efficientnet-b2/smp padding")
     assert model_info(model)["encoder_options"] == {"padding": "smp"}
@@ -66,9 +68,15 @@ def test_encoder_options_reach_the_encoder(tmp_path) -> None:
     assert np.abs(np.asarray(default(images, training=False)) - expected[0]).max() > 1e-3
     model.save(tmp_path / "m.keras")
     assert model_info(keras.saving.load_model(tmp_path / "m.keras"))["encoder_options"] == {
-        "padding": "smp"}
-    converted = segmentation_model_from_torch(reference.state_dict(), "Unet", "efficientnet-b2",
-                                              activation=None, encoder_options={"padding": "smp"})
+        "padding": "smp"
+    }
+    converted = segmentation_model_from_torch(
+        reference.state_dict(),
+        "Unet",
+        "efficientnet-b2",
+        activation=None,
+        encoder_options={"padding": "smp"},
+    )
     assert_logits_match(reference, converted, ((64, 64),), "converted with smp padding")
     with pytest.raises(ValueError, match="padding='tf'; expected one of"):
         create_segmentation_model("Unet", "efficientnet-b2", encoder_options={"padding": "tf"})

@@ -22,5 +22,8 @@ def test_onnx_export_dynamic_size(architecture: str, tmp_path: Path) -> None:
     name = session.get_inputs()[0].name
     for height, width in ((64, 64), (96, 160)):
         images = random_images(height, width, batch=2)
-        assert_features_match(session.run(None, {name: images}), [np.asarray(model(images))],
-                              f"{architecture} ONNX at {height}x{width}")
+        assert_features_match(
+            session.run(None, {name: images}),
+            [np.asarray(model(images))],
+            f"{architecture} ONNX at {height}x{width}",
+        )

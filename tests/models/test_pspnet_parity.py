@@ -39,5 +39,8 @@ def test_dynamic_size_model_matches_pytorch() -> None:
     for size in ((9, 9), (20, 12)):
         x = np.random.default_rng(2).standard_normal((1, *size, 4), np.float32)
         expected = torch.nn.AdaptiveAvgPool2d(6)(torch.from_numpy(x.transpose(0, 3, 1, 2)))
-        assert_features_match([model.predict(x, verbose=0)],
-                              [expected.numpy().transpose(0, 2, 3, 1)], f"dynamic {size}")
+        assert_features_match(
+            [model.predict(x, verbose=0)],
+            [expected.numpy().transpose(0, 2, 3, 1)],
+            f"dynamic {size}",
+        )

@@ -20,9 +20,13 @@ from tests.encoders.parity import assert_features_match, first_of_each_family, r
 CLASS_VALUES = {"matrix": [0, 0, 0], "secondary": [0, 0, 255], "tertiary": [255, 0, 0]}
 
 
-def original_training_checkpoint(path: Path, reference: torch.nn.Module,
-                                 architecture: str = "Unet", encoder: str = "resnet18",
-                                 rename=lambda key: key) -> Path:
+def original_training_checkpoint(
+    path: Path,
+    reference: torch.nn.Module,
+    architecture: str = "Unet",
+    encoder: str = "resnet18",
+    rename=lambda key: key,
+) -> Path:
     """What pretrained-microscopy-models' train_segmentation_model saves: DataParallel keys
     (``rename``d), an Adam state, numpy-float histories and class_values."""
     parallel = torch.nn.DataParallel(reference)
@@ -51,8 +55,9 @@ def original_training_checkpoint(path: Path, reference: torch.nn.Module,
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     reference = torch_reference.build_segmentation_model("Unet", "resnet18", classes=3, seed=11)
-    path = original_training_checkpoint(tmp_path_factory.mktemp("ckpt") / "model_best.pth.tar",
-                                        reference)
+    path = original_training_checkpoint(
+        tmp_path_factory.mktemp("ckpt") / "model_best.pth.tar", reference
+    )
     return reference, path
 
 
@@ -82,34 +87,53 @@ def test_bare_state_dict_needs_architecture_and_encoder(trained, tmp_path: Path)
     model = segmentation_model_from_torch(bare, "unet", "resnet18", activation=None)
     assert model_info(model)["classes"] == 3  # read from the segmentation head
     images = random_images(64, 64)
-    assert_features_match([model(images, training=False)],
-                          torch_reference.run_nhwc(reference, images), "bare logits")
+    assert_features_match(
+        [model(images, training=False)], torch_reference.run_nhwc(reference, images), "bare logits"
+    )
     with pytest.raises(ConversionError, match="segmentation_head.0"):
         segmentation_model_from_torch(bare, "Unet", "resnet18", classes=4)
 
 
-def test_class_values_that_disagree_with_the_head_warn_and_the_head_decides(
-        tmp_path: Path) -> None:
+def test_class_values_that_disagree_with_the_head_warn_and_the_head_decides(tmp_path: Path) -> None:
     """An EBC-style binary model (one sigmoid channel) saved with two class_values."""
     reference = torch_reference.build_segmentation_model("Unet", "resnet18", classes=1, seed=3)
     path = tmp_path / "binary.pth.tar"
-    torch.save({"architecture": "Unet", "encoder": "resnet18",
-                "class_values": {"background": 0, "oxide": 1},
-                "state_dict": reference.state_dict()}, path)
-    with pytest.warns(UserWarning, match=r"class_values name 2 classes \(background, oxide\) "
-                                         r"but the model has 1 output channel"):
+    torch.save(
+        {
+            "architecture": "Unet",
+            "encoder": "resnet18",
+            "class_values": {"background": 0, "oxide": 1},
+            "state_dict": reference.state_dict(),
+        },
+        path,
+    )
+    with pytest.warns(
+        UserWarning,
+        match=r"class_values name 2 classes \(background, oxide\) "
+        r"but the model has 1 output channel",
+    ):
         model = segmentation_model_from_torch(path, activation=None)
     assert model_info(model)["classes"] == 1
     images = random_images(64, 64)
-    assert_features_match([model(images, training=False)],
-                          torch_reference.run_nhwc(reference, images), "binary logits")
+    assert_features_match(
+        [model(images, training=False)],
+        torch_reference.run_nhwc(reference, images),
+        "binary logits",
+    )
 
 
 def test_convert_model_cli_writes_a_plain_keras_file(trained, tmp_path: Path) -> None:
     reference, path = trained
     out = tmp_path / "unet.keras"
-    command = [sys.executable, "-m", "micronet_tf.cli", "convert-model", str(path), "--out",
-               str(out)]
+    command = [
+        sys.executable,
+        "-m",
+        "micronet_tf.cli",
+        "convert-model",
+        str(path),
+        "--out",
+        str(out),
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "3 classes" in result.stdout
@@ -123,8 +147,7 @@ def test_convert_model_cli_writes_a_plain_keras_file(trained, tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("encoder", first_of_each_family(exclude=("resnet",)))
-def test_training_checkpoint_of_every_encoder_family_converts(encoder: str,
-                                                              tmp_path: Path) -> None:
+def test_training_checkpoint_of_every_encoder_family_converts(encoder: str, tmp_path: Path) -> None:
     """NASA's training checkpoint format on the first encoder of every other family, with
     DenseNet's legacy key names where they apply (smp renames them on load; so do we)."""
     reference = torch_reference.build_segmentation_model("Unet", encoder, classes=3, seed=12)
@@ -136,8 +159,9 @@ def test_training_checkpoint_of_every_encoder_family_converts(encoder: str,
             renamed.append(old)
         return old
 
-    path = original_training_checkpoint(tmp_path / "model_best.pth.tar", reference, "Unet",
-                                        encoder, rename=legacy_names)
+    path = original_training_checkpoint(
+        tmp_path / "model_best.pth.tar", reference, "Unet", encoder, rename=legacy_names
+    )
     assert bool(renamed) == encoder.startswith("densenet")
     model = segmentation_model_from_torch(path)
     assert (model_info(model)["encoder"], class_names(model)) == (encoder, list(CLASS_VALUES))

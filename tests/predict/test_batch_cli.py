@@ -19,19 +19,27 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "micronet_tf.cli", *args], capture_output=True,
-                          text=True, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "micronet_tf.cli", *args], capture_output=True, text=True, cwd=ROOT
+    )
 
 
 def test_predict_then_measure(tmp_path: Path, benchmark_data: Path) -> None:
-    model = create_segmentation_model("Unet", "resnet18", classes=3, activation="softmax",
-                                      class_names=["matrix", "secondary", "tertiary"])
+    model = create_segmentation_model(
+        "Unet",
+        "resnet18",
+        classes=3,
+        activation="softmax",
+        class_names=["matrix", "secondary", "tertiary"],
+    )
     model_path = tmp_path / "unet.keras"
     model.save(model_path)
     inputs = tmp_path / "in"
     inputs.mkdir()
-    shutil.copy(resolve_pointer(benchmark_data / "Super1" / "test" / "spot2_0d_0.tif"),
-                inputs / "spot2_0d_0.tif")
+    shutil.copy(
+        resolve_pointer(benchmark_data / "Super1" / "test" / "spot2_0d_0.tif"),
+        inputs / "spot2_0d_0.tif",
+    )
     Image.fromarray(np.full((70, 90), 128, np.uint8)).save(inputs / "small.png")
     Image.fromarray(np.full((70, 90), 128, np.uint8)).save(inputs / "small.jpg")  # same stem
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(inputs / "odd #1_mask.png")  # an input...
@@ -40,8 +48,17 @@ def test_predict_then_measure(tmp_path: Path, benchmark_data: Path) -> None:
     before = {p.name: p.read_bytes() for p in inputs.iterdir()}
 
     # --out is the input folder itself: results go beside the inputs, no input is replaced.
-    result = run_cli("predict", str(model_path), str(inputs), "--out", str(inputs), "--tile",
-                     "256", "--overlap", "32")
+    result = run_cli(
+        "predict",
+        str(model_path),
+        str(inputs),
+        "--out",
+        str(inputs),
+        "--tile",
+        "256",
+        "--overlap",
+        "32",
+    )
     assert result.returncode == 2, result.stderr[-3000:]  # files failed ...
     assert "3 file(s) failed" in result.stderr, result.stderr[-3000:]
     assert "broken.tif" in result.stderr and "already written for" in result.stderr
@@ -59,9 +76,20 @@ def test_predict_then_measure(tmp_path: Path, benchmark_data: Path) -> None:
     segmented.mkdir()
     for name in ("spot2_0d_0_mask.png", "spot2_0d_0_overlay.png"):
         shutil.copy(inputs / name, segmented / name)
-    measured = run_cli("measure", str(segmented), "--out", str(report),
-                       "--truth", str(truth), "--classes", "matrix", "secondary", "tertiary",
-                       "--pixel-size", "0.01")
+    measured = run_cli(
+        "measure",
+        str(segmented),
+        "--out",
+        str(report),
+        "--truth",
+        str(truth),
+        "--classes",
+        "matrix",
+        "secondary",
+        "tertiary",
+        "--pixel-size",
+        "0.01",
+    )
     assert measured.returncode == 0, measured.stderr[-3000:]
     summary = json.loads((report / "summary.json").read_text())
     assert list(summary["images"]) == ["spot2_0d_0_mask.png"]
@@ -83,8 +111,18 @@ def test_measure_truth_against_itself(tmp_path: Path, benchmark_data: Path) -> N
     ebc_folder.mkdir()
     shutil.copy(resolve_pointer(ebc), ebc_folder / ebc.name)
     report = tmp_path / "report"
-    result = run_cli("measure", str(masks), "--truth", str(masks), "--classes", "matrix",
-                     "secondary", "tertiary", "--out", str(report))
+    result = run_cli(
+        "measure",
+        str(masks),
+        "--truth",
+        str(masks),
+        "--classes",
+        "matrix",
+        "secondary",
+        "tertiary",
+        "--out",
+        str(report),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((report / "summary.json").read_text())
     assert len(summary["images"]) == 2 and summary["unit"] == "px"
@@ -100,9 +138,22 @@ def test_measure_truth_against_itself(tmp_path: Path, benchmark_data: Path) -> N
     assert {r["class"] for r in rows} == {"secondary", "tertiary"} and float(rows[0]["area"]) > 0
 
     oxide = tmp_path / "oxide"
-    result = run_cli("measure", str(ebc_folder / ebc.name), "--truth", str(ebc_folder),
-                     "--classes", "background", "oxide", "crack", "--thickness", "oxide",
-                     "--pixel-size", "0.5", "--out", str(oxide))
+    result = run_cli(
+        "measure",
+        str(ebc_folder / ebc.name),
+        "--truth",
+        str(ebc_folder),
+        "--classes",
+        "background",
+        "oxide",
+        "crack",
+        "--thickness",
+        "oxide",
+        "--pixel-size",
+        "0.5",
+        "--out",
+        str(oxide),
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     info = json.loads((oxide / "summary.json").read_text())["images"][ebc.name]["oxide"]
     assert info["thickness"]["mean"] > 5 and info["thickness_error"]["percent_error"] == 0.0
@@ -113,8 +164,9 @@ def test_outputs_never_replace_a_users_file(tmp_path: Path) -> None:
     take their own outputs as inputs, and keep a good summary when every input fails."""
     from micronet_tf.batch import MANIFEST, measure_files, predict_files
 
-    model = create_segmentation_model("Unet", "resnet18", classes=1,
-                                      decoder_channels=(16, 16, 16, 8, 8))
+    model = create_segmentation_model(
+        "Unet", "resnet18", classes=1, decoder_channels=(16, 16, 16, 8, 8)
+    )
     model_path = tmp_path / "m.keras"
     model.save(model_path)
     images = tmp_path / "images"
@@ -133,8 +185,11 @@ def test_outputs_never_replace_a_users_file(tmp_path: Path) -> None:
     assert "refusing to overwrite the input file" in failures[str(images / "b.png")]
     assert np.array_equal(np.asarray(Image.open(images / "b_mask.png")), users_mask)
     assert json.loads((images / MANIFEST).read_text())["files"] == {
-        "a_mask.png": "predict", "a_overlay.png": "predict",
-        "b_mask_mask.png": "predict", "b_mask_overlay.png": "predict"}
+        "a_mask.png": "predict",
+        "a_overlay.png": "predict",
+        "b_mask_mask.png": "predict",
+        "b_mask_overlay.png": "predict",
+    }
     # Again into the same folder: its own outputs are neither inputs nor protected from it.
     again = predict_files(model_path, [str(images)], images, tile=64, overlap=0)
     assert set(again) == {str(images / "b.png")} and not (images / "a_mask_mask.png").exists()
@@ -146,8 +201,10 @@ def test_outputs_never_replace_a_users_file(tmp_path: Path) -> None:
     why = refused[str(images / "a.png")]
     assert "was not written by an earlier `micronet-tf predict`" in why and "--force" in why
     assert (out / "a_mask.png").read_bytes() == b"mine"
-    assert predict_files(model_path, [str(images / "a.png")], out, tile=64, overlap=0,
-                         force=True) == {}
+    assert (
+        predict_files(model_path, [str(images / "a.png")], out, tile=64, overlap=0, force=True)
+        == {}
+    )
     assert np.asarray(Image.open(out / "a_mask.png")).shape == (64, 64)
 
     report = tmp_path / "report"
@@ -190,7 +247,7 @@ def test_evaluate_style_output_folders_are_owned(tmp_path: Path) -> None:
         (folder / "metrics.json").parent.mkdir(parents=True, exist_ok=True)
         (folder / "metrics.json").write_text("{}")
     with owned_output_folder(out, "evaluate") as folder:  # its own file: fine
-        (folder / "metrics.json").write_text("{\"again\": 1}")
+        (folder / "metrics.json").write_text('{"again": 1}')
     (out / "notes.txt").write_text("the user's")
     with pytest.raises(FileExistsError, match="notes.txt.*--force"):
         with owned_output_folder(out, "evaluate"):
@@ -198,7 +255,9 @@ def test_evaluate_style_output_folders_are_owned(tmp_path: Path) -> None:
     with owned_output_folder(out, "evaluate", force=True) as folder:
         (folder / "metrics.csv").write_text("a")
     assert json.loads((out / OUTPUT_MANIFEST).read_text())["files"] == {
-        "metrics.csv": "evaluate", "metrics.json": "evaluate"}
+        "metrics.csv": "evaluate",
+        "metrics.json": "evaluate",
+    }
     assert (out / "notes.txt").read_text() == "the user's"
 
 

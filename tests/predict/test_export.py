@@ -51,20 +51,48 @@ def test_encoder_exports_every_feature_map(tmp_path: Path) -> None:
 
 
 def test_bioimageio_package_validates(tmp_path: Path) -> None:
-    model = create_segmentation_model("Unet", "resnet18", classes=3, activation="softmax",
-                                      class_names=["matrix", "secondary", "tertiary"])
+    model = create_segmentation_model(
+        "Unet",
+        "resnet18",
+        classes=3,
+        activation="softmax",
+        class_names=["matrix", "secondary", "tertiary"],
+    )
     model_path = tmp_path / "unet.keras"
     model.save(model_path)
     out = tmp_path / "unet.zip"
-    result = subprocess.run([sys.executable, "-m", "micronet_tf.cli", "export", str(model_path),
-                             "--format", "bioimageio", "--out", str(out), "--name",
-                             "MicroNet U-Net test"], capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "micronet_tf.cli",
+            "export",
+            str(model_path),
+            "--format",
+            "bioimageio",
+            "--out",
+            str(out),
+            "--name",
+            "MicroNet U-Net test",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     with zipfile.ZipFile(out) as archive:
         names = set(archive.namelist())
         archive.extractall(tmp_path / "unpacked")
-    assert {"rdf.yaml", "weights.onnx", "weights.keras", "weights_savedmodel.zip",
-            "test_input.npy", "test_output.npy", "cover.png", "README.md"} <= names
+    assert {
+        "rdf.yaml",
+        "weights.onnx",
+        "weights.keras",
+        "weights_savedmodel.zip",
+        "test_input.npy",
+        "test_output.npy",
+        "cover.png",
+        "README.md",
+    } <= names
     summary = validate(tmp_path / "unpacked").validation_summary
     assert summary.status in ("passed", "valid-format"), summary.format()
     # The package's own test tensors reproduce through its ONNX weights + preprocessing.
@@ -77,14 +105,27 @@ def test_bioimageio_package_validates(tmp_path: Path) -> None:
     with zipfile.ZipFile(tmp_path / "unpacked" / "weights_savedmodel.zip") as bundle:
         bundle.extractall(tmp_path / "bundle")
     np.save(tmp_path / "normalised.npy", normalised.astype("float32"))
-    script = ("import sys, numpy as np, tensorflow as tf\n"
-              "served = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
-              "out = served(tf.constant(np.load(sys.argv[2])))\n"
-              "np.save(sys.argv[3], list(out.values())[0].numpy())\n"
-              "assert 'micronet_tf' not in sys.modules\n")
-    served = subprocess.run([sys.executable, "-c", script, str(tmp_path / "bundle"),
-                             str(tmp_path / "normalised.npy"), str(tmp_path / "served.npy")],
-                            capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    script = (
+        "import sys, numpy as np, tensorflow as tf\n"
+        "served = tf.saved_model.load(sys.argv[1]).signatures['serving_default']\n"
+        "out = served(tf.constant(np.load(sys.argv[2])))\n"
+        "np.save(sys.argv[3], list(out.values())[0].numpy())\n"
+        "assert 'micronet_tf' not in sys.modules\n"
+    )
+    served = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            script,
+            str(tmp_path / "bundle"),
+            str(tmp_path / "normalised.npy"),
+            str(tmp_path / "served.npy"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert served.returncode == 0, served.stderr[-3000:]
     assert np.abs(np.load(tmp_path / "served.npy") - expected).max() <= 1e-4
     # The halo tools crop from tiles is the measured one, and the input's minimum allows it.
@@ -114,7 +155,9 @@ def test_context_halo_is_the_smallest_that_makes_tiles_agree() -> None:
     scale = whole.max() - whole.min()
     for h, should_agree in ((smaller[-1], False), (halo, True)):
         tile = -(-(2 * h + 32) // 32) * 32
-        piece = np.asarray(model(image[:, 64:64 + tile, 64:64 + tile], training=False))
-        centre = piece[:, h:tile - h, h:tile - h]
-        gap = np.abs(centre - whole[:, 64 + h:64 + tile - h, 64 + h:64 + tile - h]).max() / scale
+        piece = np.asarray(model(image[:, 64 : 64 + tile, 64 : 64 + tile], training=False))
+        centre = piece[:, h : tile - h, h : tile - h]
+        gap = (
+            np.abs(centre - whole[:, 64 + h : 64 + tile - h, 64 + h : 64 + tile - h]).max() / scale
+        )
         assert (gap <= HALO_TOLERANCE) == should_agree, (h, gap)

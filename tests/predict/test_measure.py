@@ -118,9 +118,7 @@ def test_thickness_of_a_band_of_known_width() -> None:
     thinner = np.zeros_like(band)
     thinner[84:116, :] = True  # 32 px: -20 %
     assert compare_thickness(thinner, band)["percent_error"] == pytest.approx(-20, abs=3)
-    assert layer_thickness(band, pixel_size=0.1).mean() == pytest.approx(
-        samples.mean() * 0.1
-    )
+    assert layer_thickness(band, pixel_size=0.1).mean() == pytest.approx(samples.mean() * 0.1)
     speck = band.copy()
     speck[10:20, 10:20] = True  # 100 px²: removed as in the paper (objects up to 1000 px²)
     assert np.array_equal(layer_thickness(speck), samples)

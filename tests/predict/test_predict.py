@@ -53,11 +53,19 @@ def test_window_shapes_and_dtypes() -> None:
     assert window[0, 0, 0] == 0 and window[48, 48, 0] == 1 and window.shape == (96, 96, 1)
     model = small_context_model(classes=3)
     # Smaller than a tile, odd sizes, grey / 1 / RGBA channels, 8- and 16-bit, float.
-    for shape, dtype in (((20, 33), np.uint16), ((70, 45, 1), np.uint8), ((33, 97, 4), np.uint16),
-                         ((1, 5), np.uint8), ((65, 129, 3), np.float32)):
+    for shape, dtype in (
+        ((20, 33), np.uint16),
+        ((70, 45, 1), np.uint8),
+        ((33, 97, 4), np.uint16),
+        ((1, 5), np.uint8),
+        ((65, 129, 3), np.float32),
+    ):
         rng = np.random.default_rng(1)
-        image = (rng.random(shape).astype(dtype) if dtype == np.float32
-                 else rng.integers(0, np.iinfo(dtype).max, shape, dtype=dtype))
+        image = (
+            rng.random(shape).astype(dtype)
+            if dtype == np.float32
+            else rng.integers(0, np.iinfo(dtype).max, shape, dtype=dtype)
+        )
         out = predict(model, image, tile=64, overlap=16)
         assert out.shape == (*shape[:2], 3) and out.dtype == np.float32
         assert np.isfinite(out).all() and np.allclose(out.sum(-1), 1.0, atol=1e-5)
@@ -66,8 +74,12 @@ def test_window_shapes_and_dtypes() -> None:
     # 16-bit is scaled by its range: the same picture in 8 and 16 bit gives the same result.
     eight = np.random.default_rng(2).integers(0, 256, (40, 50), dtype=np.uint8)
     sixteen = eight.astype(np.uint16) * 257
-    assert np.abs(predict(model, eight, tile=64, overlap=8)
-                  - predict(model, sixteen, tile=64, overlap=8)).max() <= 1e-6
+    assert (
+        np.abs(
+            predict(model, eight, tile=64, overlap=8) - predict(model, sixteen, tile=64, overlap=8)
+        ).max()
+        <= 1e-6
+    )
     assert to_index_mask(np.array([[[0.7], [0.2]]])).tolist() == [[1, 0]]
     assert to_index_mask(np.array([[[0.1, 0.6, 0.3]]])).tolist() == [[1]]
 
@@ -87,8 +99,9 @@ def test_memory_is_bounded_by_the_tile_batch() -> None:
 
 
 def test_tile_rule_comes_from_the_model() -> None:
-    shallow = create_segmentation_model("Unet", "resnet18", classes=1, encoder_depth=3,
-                                        decoder_channels=(64, 32, 16))
+    shallow = create_segmentation_model(
+        "Unet", "resnet18", classes=1, encoder_depth=3, decoder_channels=(64, 32, 16)
+    )
     assert input_rule(shallow) == (8, 0)
     out = predict(shallow, np.zeros((30, 50), np.uint8), tile=40, overlap=8)
     assert out.shape == (30, 50, 1) and 0 <= out.min() and out.max() <= 1  # logits -> sigmoid
@@ -121,8 +134,7 @@ def test_onnx_engine_matches_keras(tmp_path: Path) -> None:
     ours = predict(model, image, tile=64, overlap=16)
     from_path = predict(path, image, tile=64, overlap=16, engine="onnx", activation="sigmoid")
     session = onnxruntime.InferenceSession(str(path))
-    from_session = predict(session, image, tile=64, overlap=16, engine="onnx",
-                           activation="sigmoid")
+    from_session = predict(session, image, tile=64, overlap=16, engine="onnx", activation="sigmoid")
     assert from_path.shape == ours.shape == (100, 140, 1)
     assert np.abs(ours - from_path).max() <= 1e-4
     assert np.array_equal(from_path, from_session)

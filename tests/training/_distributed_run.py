@@ -37,13 +37,25 @@ def main() -> None:
         return small_conv_model()
 
     outcome = train_segmentation(
-        build, train, val, out_dir=out_dir, patience=50, max_epochs=4, strategy=strategy,
-        loss=DiceBCELoss(bce_weight=1.0), tensorboard=False, resume=False, verbose=0,
+        build,
+        train,
+        val,
+        out_dir=out_dir,
+        patience=50,
+        max_epochs=4,
+        strategy=strategy,
+        loss=DiceBCELoss(bce_weight=1.0),
+        tensorboard=False,
+        resume=False,
+        verbose=0,
         seed=3,
     )
     model = keras.saving.load_model(outcome.last_model)
-    np.savez(result, loss=np.array(outcome.history["loss"]),
-             **{f"w{i}": w for i, w in enumerate(model.get_weights())})
+    np.savez(
+        result,
+        loss=np.array(outcome.history["loss"]),
+        **{f"w{i}": w for i, w in enumerate(model.get_weights())},
+    )
 
 
 if __name__ == "__main__":

@@ -67,9 +67,20 @@ def main(out_dir: str, kill: str, every: str = "1") -> None:
         checkpoints.save_model_weights = saving
     images, masks = blobs(8, size=32, seed=0)
     train, val = dataset(images, masks, 2), dataset(images[:4], masks[:4], 4)
-    result = train_segmentation(small_conv_model(), train, val, out_dir=out_dir, patience=20,
-                                max_epochs=EPOCHS, initial_lr=1e-2, seed=0, tensorboard=False,
-                                checkpoint_every=every, callbacks=[killer], verbose=0)
+    result = train_segmentation(
+        small_conv_model(),
+        train,
+        val,
+        out_dir=out_dir,
+        patience=20,
+        max_epochs=EPOCHS,
+        initial_lr=1e-2,
+        seed=0,
+        tensorboard=False,
+        checkpoint_every=every,
+        callbacks=[killer],
+        verbose=0,
+    )
     print(f"finished resumed_from={result.resumed_from} epochs_run={result.epochs_run}")
 
 

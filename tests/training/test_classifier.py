@@ -63,9 +63,10 @@ def test_weight_decay_matches_torch_sgd_only_when_coupled(mode: str) -> None:
     model.layers[0].set_weights([kernel, bias])
     if mode == "pytorch":
         couple_weight_decay(model, wd)
-    model.compile(keras.optimizers.SGD(lr, momentum=0.9,
-                                       weight_decay=wd if mode == "decoupled" else None),
-                  loss="mse")
+    model.compile(
+        keras.optimizers.SGD(lr, momentum=0.9, weight_decay=wd if mode == "decoupled" else None),
+        loss="mse",
+    )
     reference = torch.nn.Linear(4, 3)
     with torch.no_grad():
         reference.weight.copy_(torch.from_numpy(kernel.T))
@@ -106,18 +107,30 @@ def test_train_kill_resume_and_hand_the_encoder_over(tmp_path: Path) -> None:
         data_dir=tmp_path / "data",
     )
     builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=tmp_path / "manual"))
-    train = make_classification_pipeline(builder.as_dataset("train"), True, size=64,
-                                         batch_size=6, seed=0)
-    val = make_classification_pipeline(builder.as_dataset("validation"), False, size=64,
-                                       batch_size=6)
+        download_config=tfds.download.DownloadConfig(manual_dir=tmp_path / "manual")
+    )
+    train = make_classification_pipeline(
+        builder.as_dataset("train"), True, size=64, batch_size=6, seed=0
+    )
+    val = make_classification_pipeline(
+        builder.as_dataset("validation"), False, size=64, batch_size=6
+    )
     assert builder.info.features["label"].num_classes == 3
     images, labels = next(iter(train))
     assert images.shape == (6, 64, 64, 3) and labels.dtype.is_integer
 
     run = tmp_path / "run"
-    options = dict(classes=3, out_dir=run, max_epochs=4, initial_lr=0.01, decay_every=1,
-                   seed=0, verbose=0, tensorboard=False, checkpoint_every=1)
+    options = dict(
+        classes=3,
+        out_dir=run,
+        max_epochs=4,
+        initial_lr=0.01,
+        decay_every=1,
+        seed=0,
+        verbose=0,
+        tensorboard=False,
+        checkpoint_every=1,
+    )
     with pytest.raises(_Killed):
         train_classifier("resnet18", train, val, callbacks=[_KillAfter(1)], **options)
     assert (run / "best.weights.h5").is_file() and not (run / "best.keras").exists()
@@ -132,7 +145,8 @@ def test_train_kill_resume_and_hand_the_encoder_over(tmp_path: Path) -> None:
     assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3]
     # lr 0.01 x 0.9 per "decay_every" (1) epochs, continued across the resume.
     assert [float(r["learning_rate"]) for r in rows] == pytest.approx(
-        [0.01, 0.009, 0.0081, 0.00729])
+        [0.01, 0.009, 0.0081, 0.00729]
+    )
     assert all(0.0 <= float(r["val_top1"]) <= float(r["val_top5"]) <= 1.0 for r in rows)
     assert all(float(r["top5"]) == 1.0 for r in rows)  # 3 classes: top-5 covers all
     # The logged loss is cross-entropy + wd/2 * |w|^2 (PyTorch-style decay); ce is the plain one.
@@ -143,20 +157,24 @@ def test_train_kill_resume_and_hand_the_encoder_over(tmp_path: Path) -> None:
     assert json.loads((run / "best.json").read_text())["value"] == pytest.approx(max(val_top1))
     state = latest_checkpoint(run)[1]
     assert state["finished"] and state["callbacks"]["ResumableEarlyStopping"]["best"] == (
-        pytest.approx(max(val_top1)))
+        pytest.approx(max(val_top1))
+    )
 
     # The encoder inside best.keras == get_encoder(weights=encoder.weights.h5).
     classifier = load_model(result.best_model, compile=False)
     encoder = get_encoder("resnet18", weights=result.encoder_weights)
-    trunk = keras.Model(classifier.input, [classifier.get_layer(n).output for n in (
-        "relu", "layer1.1.relu2", "layer4.1.relu2")])
+    trunk = keras.Model(
+        classifier.input,
+        [classifier.get_layer(n).output for n in ("relu", "layer1.1.relu2", "layer4.1.relu2")],
+    )
     batch = images.numpy()
     ours = encoder(batch, training=False)
     reference = [np.asarray(t) for t in trunk(batch, training=False)]
     assert_features_match([ours[1], ours[2], ours[5]], reference, "encoder hand-off")
     if result.best_epoch != 3:  # then the restored best differs from the last epoch's weights
         last = load_model(result.last_model, compile=False)
-        assert not np.allclose(last.get_layer("conv1").get_weights()[0],
-                               classifier.get_layer("conv1").get_weights()[0])
+        assert not np.allclose(
+            last.get_layer("conv1").get_weights()[0], classifier.get_layer("conv1").get_weights()[0]
+        )
     logits = np.asarray(classifier(batch, training=False))
     assert logits.shape == (6, 3) and np.isfinite(logits).all()

@@ -29,15 +29,19 @@ server, zoo_env = zoo_fixtures.server, zoo_fixtures.zoo_env
 
 KEY = "resnet18.micronet@v1.0"
 FILENAME = "resnet18_pretrained_microscopynet_v1.0.pth.tar"
-HOW = ("  to use them: micronet-tf zoo download resnet18.micronet --trust-unverified (online), "
-       f"or --encoder-weights FILE (NASA's {FILENAME}, or a .weights.h5)")
+HOW = (
+    "  to use them: micronet-tf zoo download resnet18.micronet --trust-unverified (online), "
+    f"or --encoder-weights FILE (NASA's {FILENAME}, or a .weights.h5)"
+)
 
 
 def _nasa_urls(monkeypatch, *urls: str) -> None:
     """The packaged manifest with the entry's NASA URLs (S3, Hugging Face) replaced."""
     manifest = zoo.packaged_manifest()
-    entries = [replace(e, source=replace(e.source, urls=tuple(urls))) if e.key == KEY else e
-               for e in manifest.entries]
+    entries = [
+        replace(e, source=replace(e.source, urls=tuple(urls))) if e.key == KEY else e
+        for e in manifest.entries
+    ]
     patched = replace(manifest, entries=entries)
     monkeypatch.setattr("micronet_tf.zoo._cache.packaged_manifest", lambda: patched)
 
@@ -75,8 +79,9 @@ def _weighted(model: keras.Model) -> dict[str, list[np.ndarray]]:
     return {layer.name: layer.get_weights() for layer in model.layers if layer.weights}
 
 
-def test_demo_weights_come_from_nasas_url_then_from_the_cache(server, zoo_env, tmp_path,
-                                                              monkeypatch) -> None:
+def test_demo_weights_come_from_nasas_url_then_from_the_cache(
+    server, zoo_env, tmp_path, monkeypatch
+) -> None:
     """No mirror, no trust switch: NASA's (local) URL is used, the checkpoint's sha256 printed
     and recorded, and the encoder holds exactly the checkpoint's converted weights."""
     url = f"{server.url}/nasa/{FILENAME}"
@@ -84,17 +89,22 @@ def test_demo_weights_come_from_nasas_url_then_from_the_cache(server, zoo_env, t
     reference, served = _checkpoint(server.root / "nasa" / FILENAME)
     digest = hashlib.sha256(served.read_bytes()).hexdigest()
     weights = resolve_demo_weights("resnet18")
-    assert weights.lines == (f"encoder weights: MicroNet resnet18 (zoo {KEY}, sha256 {digest} "
-                             f"unpinned, from {url})",)
+    assert weights.lines == (
+        f"encoder weights: MicroNet resnet18 (zoo {KEY}, sha256 {digest} unpinned, from {url})",
+    )
     folder = zoo_env / "zoo" / "resnet18.micronet" / "v1.0"
-    assert weights.record == {"name": KEY, "source": url, "sha256": digest,
-                              "sha256_of": "NASA's checkpoint", "pinned": False,
-                              "path": weights.weights}
+    assert weights.record == {
+        "name": KEY,
+        "source": url,
+        "sha256": digest,
+        "sha256_of": "NASA's checkpoint",
+        "pinned": False,
+        "path": weights.weights,
+    }
     assert Path(weights.weights).is_relative_to(folder)
     assert (folder / f"{FILENAME}.sha256").read_text().strip() == digest  # trust on first use
 
-    unet = create_segmentation_model("Unet", "resnet18", encoder_weights=weights.weights,
-                                     classes=3)
+    unet = create_segmentation_model("Unet", "resnet18", encoder_weights=weights.weights, classes=3)
     ours = _weighted(unet.get_layer("encoder"))
     _checkpoint(tmp_path / "own" / FILENAME)  # the same seed, converted apart from the zoo
     expected = _weighted(get_encoder("resnet18", weights=tmp_path / "own" / FILENAME))
@@ -108,14 +118,16 @@ def test_demo_weights_come_from_nasas_url_then_from_the_cache(server, zoo_env, t
     served.unlink()  # the second time: from the cache, without a request
     gets = list(server.requests)
     again = resolve_demo_weights("resnet18")
-    assert again.lines == (f"encoder weights: MicroNet resnet18 (zoo {KEY}, sha256 {digest} "
-                           f"unpinned, from the cache {folder})",)
+    assert again.lines == (
+        f"encoder weights: MicroNet resnet18 (zoo {KEY}, sha256 {digest} "
+        f"unpinned, from the cache {folder})",
+    )
     assert again.weights == weights.weights and server.requests == gets
 
 
-def test_short_demo_trains_from_the_mirrors_weights(server, zoo_env, tmp_path, benchmark_data,
-                                                    tfds_dir, silent_port, monkeypatch,
-                                                    capsys) -> None:
+def test_short_demo_trains_from_the_mirrors_weights(
+    server, zoo_env, tmp_path, benchmark_data, tfds_dir, silent_port, monkeypatch, capsys
+) -> None:
     """The demo itself (1 epoch, 64 crops): the mirror's checkpoint is loaded (NASA's URLs
     never answer), the line printed, and summary.json / run.json record it."""
     _nasa_urls(monkeypatch, f"http://127.0.0.1:{silent_port}/{FILENAME}")
@@ -131,7 +143,10 @@ def test_short_demo_trains_from_the_mirrors_weights(server, zoo_env, tmp_path, b
     saved = json.loads((out / "report" / "summary.json").read_text())
     assert saved["encoder_weights"] == summary["encoder_weights"]
     assert {k: saved["encoder_weights"][k] for k in ("name", "source", "sha256")} == {
-        "name": KEY, "source": url, "sha256": digest}
+        "name": KEY,
+        "source": url,
+        "sha256": digest,
+    }
     path = saved["encoder_weights"]["path"]
     assert json.loads((out / "run" / "run.json").read_text())["encoder_weights"] == path
     assert saved["epochs"] == 1 and 0.0 <= saved["test_mean_iou"] <= 1.0
@@ -142,12 +157,15 @@ def test_short_demo_trains_from_the_mirrors_weights(server, zoo_env, tmp_path, b
     kernel = reference.state_dict()["layer3.0.conv1.weight"].numpy().transpose(2, 3, 1, 0)
     got = trained.get_layer("layer3.0.conv1").get_weights()[0]
     assert np.abs(got - kernel).max() < 3e-3
-    assert np.abs(get_encoder("resnet18").get_layer("layer3.0.conv1").get_weights()[0]
-                  - kernel).max() > 0.05
+    assert (
+        np.abs(get_encoder("resnet18").get_layer("layer3.0.conv1").get_weights()[0] - kernel).max()
+        > 0.05
+    )
 
 
 def test_demo_without_weights_says_how_and_trains_from_random(
-        zoo_env, tmp_path, benchmark_data, tfds_dir, silent_port, monkeypatch, capsys) -> None:
+    zoo_env, tmp_path, benchmark_data, tfds_dir, silent_port, monkeypatch, capsys
+) -> None:
     """Offline (a mirror that refuses, NASA's URLs black-holed) and an empty cache: the demo
     waits at most PROBE_TIMEOUT, says so in one line plus the command, and trains anyway."""
     mirror = f"http://127.0.0.1:{_closed_port()}"
@@ -162,7 +180,8 @@ def test_demo_without_weights_says_how_and_trains_from_random(
     assert weights.weights is None and weights.record == "random"
     assert weights.lines[0].startswith(
         "encoder weights: random; no MicroNet weights for resnet18 could be had (none in the "
-        f"cache {folder}, and offline? 127.0.0.1:")
+        f"cache {folder}, and offline? 127.0.0.1:"
+    )
     assert "cannot be reached" in weights.lines[0] and weights.lines[1:] == (HOW,)
 
     _nasa_urls(monkeypatch, f"http://127.0.0.1:{_closed_port()}/{FILENAME}")  # (no 2nd wait)
@@ -174,29 +193,36 @@ def test_demo_without_weights_says_how_and_trains_from_random(
     assert printed[printed.index(said[0]) + 1] == HOW
     assert summary["encoder_weights"] == "random" and summary["epochs"] == 1
     assert json.loads((out / "report" / "summary.json").read_text())["encoder_weights"] == (
-        "random")
+        "random"
+    )
     assert json.loads((out / "run" / "run.json").read_text())["encoder_weights"] is None
     assert (out / "run" / "best.keras").is_file()
     assert not [p for p in (zoo_env / "zoo").rglob("*") if p.is_file()]  # nothing downloaded
 
 
-def test_demo_flag_none_forces_random_and_a_file_is_named(zoo_env, tmp_path,
-                                                          monkeypatch) -> None:
+def test_demo_flag_none_forces_random_and_a_file_is_named(zoo_env, tmp_path, monkeypatch) -> None:
     from micronet_tf import cli
 
     given = []
-    monkeypatch.setattr("micronet_tf.training.runs.run_demo",
-                        lambda out, **kwargs: given.append(kwargs["encoder_weights"]))
+    monkeypatch.setattr(
+        "micronet_tf.training.runs.run_demo",
+        lambda out, **kwargs: given.append(kwargs["encoder_weights"]),
+    )
     assert cli.main(["demo", "--epochs", "1"]) == 0
     assert cli.main(["demo", "--encoder-weights", "none"]) == 0
     assert given == ["auto", None]
     assert resolve_demo_weights("resnet18", None).lines == (
-        "encoder weights: random (--encoder-weights none)",)
+        "encoder weights: random (--encoder-weights none)",
+    )
     _, checkpoint = _checkpoint(tmp_path / "mine.pth.tar")
     digest = hashlib.sha256(checkpoint.read_bytes()).hexdigest()
     mine = resolve_demo_weights("resnet18", checkpoint)
     assert mine.weights == str(checkpoint.resolve())
-    assert mine.record == {"name": "mine.pth.tar", "source": str(checkpoint.resolve()),
-                           "sha256": digest}
-    assert mine.lines == (f"encoder weights: mine.pth.tar (sha256 {digest}, from "
-                          f"{checkpoint.resolve()})",)
+    assert mine.record == {
+        "name": "mine.pth.tar",
+        "source": str(checkpoint.resolve()),
+        "sha256": digest,
+    }
+    assert mine.lines == (
+        f"encoder weights: mine.pth.tar (sha256 {digest}, from {checkpoint.resolve()})",
+    )

@@ -23,10 +23,23 @@ TRAJECTORY_TOLERANCE = 1e-5
 
 def run(strategy: str, tmp: Path, name: str, cpus: int = 1, env=None):
     result = tmp / f"{name}.npz"
-    command = [sys.executable, "-m", "tests.training._distributed_run", strategy,
-               str(tmp / name), str(result), str(cpus)]
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {})},
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    command = [
+        sys.executable,
+        "-m",
+        "tests.training._distributed_run",
+        strategy,
+        str(tmp / name),
+        str(result),
+        str(cpus),
+    ]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     return process, result
 
 
@@ -56,8 +69,9 @@ def test_multiworker_workers_end_identical(tmp_path: Path) -> None:
     runs = []
     for index in range(2):
         config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
-        runs.append(run("multiworker", tmp_path, f"worker{index}",
-                        env={"TF_CONFIG": json.dumps(config)}))
+        runs.append(
+            run("multiworker", tmp_path, f"worker{index}", env={"TF_CONFIG": json.dumps(config)})
+        )
     first, second = (finish(*r) for r in runs)
     weights = sorted(k for k in first if k.startswith("w"))
     assert weights

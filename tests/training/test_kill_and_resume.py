@@ -27,8 +27,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run(out: Path, kill: str = "none", every: str = "1") -> subprocess.CompletedProcess:
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
-    return subprocess.run([sys.executable, "-m", "tests.training._killable_run", str(out), kill,
-                           every], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "tests.training._killable_run", str(out), kill, every],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def logged_epochs(out: Path) -> list[int]:
@@ -39,8 +45,12 @@ def logged_epochs(out: Path) -> list[int]:
 def test_sigkill_at_every_kind_of_moment_then_resume(tmp_path: Path) -> None:
     out = tmp_path / "run"
     # Each kill, then the next process resumes from what the last one left.
-    for kill, every in (("batch:1", "1"), ("logged:2", "2"), ("checkpoint:3", "1"),
-                        ("best:4", "1")):
+    for kill, every in (
+        ("batch:1", "1"),
+        ("logged:2", "2"),
+        ("checkpoint:3", "1"),
+        ("best:4", "1"),
+    ):
         killed = run(out, kill, every)
         assert killed.returncode == -9, (kill, killed.stdout, killed.stderr[-3000:])
         epochs = logged_epochs(out)
@@ -49,7 +59,8 @@ def test_sigkill_at_every_kind_of_moment_then_resume(tmp_path: Path) -> None:
         assert found is not None and not found[1]["finished"]
         assert found[1]["epochs_done"] <= len(epochs)
     assert list(out.glob(".partial-*")) or list((out / CHECKPOINT_DIR).glob(".partial-*")), (
-        "the kills during writes should have left partial files for the resume to clean")
+        "the kills during writes should have left partial files for the resume to clean"
+    )
     finished = run(out)
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert "resumed_from=" in finished.stdout and "resumed_from=None" not in finished.stdout
@@ -108,8 +119,9 @@ def test_finished_run_is_not_restarted_but_can_be_extended(tmp_path: Path) -> No
     extended = train_segmentation(small_conv_model(), data, data, max_epochs=4, **options)
     assert (extended.resumed_from, extended.epochs_run) == (2, 2)
     assert logged_epochs(tmp_path) == [0, 1, 2, 3]
-    fresh = train_segmentation(small_conv_model(), data, data, max_epochs=1, resume=False,
-                               **options)
+    fresh = train_segmentation(
+        small_conv_model(), data, data, max_epochs=1, resume=False, **options
+    )
     assert fresh.resumed_from is None and logged_epochs(tmp_path) == [0]
     with pytest.raises(ValueError, match="max_epochs=0"):
         train_segmentation(small_conv_model(), data, data, max_epochs=0, **options)

@@ -20,8 +20,16 @@ import tifffile
 from tests.labelled_folders import copy_pairs
 
 ROOT = Path(__file__).resolve().parents[2]
-QUICK = ["--encoder", "resnet18", "--crop", "64", "--checkpoint-every", "1",
-         "--strategy", "multiworker"]
+QUICK = [
+    "--encoder",
+    "resnet18",
+    "--crop",
+    "64",
+    "--checkpoint-every",
+    "1",
+    "--strategy",
+    "multiworker",
+]
 
 
 def _ports(count: int) -> list[int]:
@@ -40,10 +48,16 @@ def start_workers(args: list[str], logs: Path, tag: str) -> list[subprocess.Pope
     for index in range(2):
         config = {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}
         log = open(logs / f"{tag}-worker{index}.log", "w")
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "micronet_tf.cli", "train", *args], cwd=ROOT,
-            env={**os.environ, "TF_CONFIG": json.dumps(config)}, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True))
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "micronet_tf.cli", "train", *args],
+                cwd=ROOT,
+                env={**os.environ, "TF_CONFIG": json.dumps(config)},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        )
     return processes
 
 
@@ -72,18 +86,32 @@ def _trained_weights(folder: Path) -> list[np.ndarray]:
     return [np.asarray(w) for w in model.trainable_weights]
 
 
-def test_two_workers_on_a_folder_survive_a_killed_worker(tmp_path: Path,
-                                                         benchmark_data: Path) -> None:
+def test_two_workers_on_a_folder_survive_a_killed_worker(
+    tmp_path: Path, benchmark_data: Path
+) -> None:
     copy_pairs(benchmark_data, "Super1", "train", tmp_path / "images", tmp_path / "masks", 2)
     out = tmp_path / "run"
-    args = ["--images", str(tmp_path / "images"), "--masks", str(tmp_path / "masks"),
-            "--classes", "matrix", "secondary:0,0,255", "tertiary:255,0,0", "--epochs", "12",
-            *QUICK, "--out", str(out)]
+    args = [
+        "--images",
+        str(tmp_path / "images"),
+        "--masks",
+        str(tmp_path / "masks"),
+        "--classes",
+        "matrix",
+        "secondary:0,0,255",
+        "tertiary:255,0,0",
+        "--epochs",
+        "12",
+        *QUICK,
+        "--out",
+        str(out),
+    ]
     first = start_workers(args, tmp_path, "first")
     deadline = time.monotonic() + 600
     while not (out / "checkpoint" / "epoch-000003").is_dir():
-        assert time.monotonic() < deadline and all(p.poll() is None for p in first), \
-            (tmp_path / "first-worker0.log").read_text()[-3000:]
+        assert time.monotonic() < deadline and all(p.poll() is None for p in first), (
+            tmp_path / "first-worker0.log"
+        ).read_text()[-3000:]
         time.sleep(0.2)
     _kill(first[1])  # the second worker dies mid-run ...
     try:
@@ -112,13 +140,15 @@ def test_two_workers_on_a_folder_survive_a_killed_worker(tmp_path: Path,
 
 def test_two_workers_on_a_benchmark_set(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    processes = start_workers(["--dataset", "micronet_segmentation/super1", "--epochs", "2",
-                               *QUICK, "--out", str(out)], tmp_path, "bench")
+    processes = start_workers(
+        ["--dataset", "micronet_segmentation/super1", "--epochs", "2", *QUICK, "--out", str(out)],
+        tmp_path,
+        "bench",
+    )
     chief, worker = finish(processes, tmp_path, "bench")
     assert "best validation IoU" in chief and "best validation IoU" in worker
     assert len((out / "log.csv").read_text().splitlines()) == 3
-    assert json.loads((out / "run.json").read_text())["dataset"] == (
-        "micronet_segmentation/super1")
+    assert json.loads((out / "run.json").read_text())["dataset"] == ("micronet_segmentation/super1")
     assert not (out / "workertemp_1" / "checkpoint").samefile(out / "checkpoint")
 
 
@@ -135,13 +165,38 @@ def test_two_workers_pretrain_on_class_folders(tmp_path: Path, benchmark_data: P
     for index in range(2):
         config = {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}
         log = open(tmp_path / f"pretrain-worker{index}.log", "w")
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "micronet_tf.cli", "pretrain", "--data",
-             str(tmp_path / "data"), "--encoder", "resnet18", "--size", "32", "--batch-size",
-             "4", "--val-per-class", "1", "--epochs", "2", "--strategy", "multiworker",
-             "--checkpoint-every", "1", "--out", str(out)], cwd=ROOT,
-            env={**os.environ, "TF_CONFIG": json.dumps(config)}, stdout=log,
-            stderr=subprocess.STDOUT))
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "micronet_tf.cli",
+                    "pretrain",
+                    "--data",
+                    str(tmp_path / "data"),
+                    "--encoder",
+                    "resnet18",
+                    "--size",
+                    "32",
+                    "--batch-size",
+                    "4",
+                    "--val-per-class",
+                    "1",
+                    "--epochs",
+                    "2",
+                    "--strategy",
+                    "multiworker",
+                    "--checkpoint-every",
+                    "1",
+                    "--out",
+                    str(out),
+                ],
+                cwd=ROOT,
+                env={**os.environ, "TF_CONFIG": json.dumps(config)},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        )
     chief, worker = finish(processes, tmp_path, "pretrain")
     assert "encoder.weights.h5" in chief
     assert len((out / "log.csv").read_text().splitlines()) == 3

@@ -55,7 +55,8 @@ def _log_rows(run: Path) -> list[dict]:
 
 
 def test_cli_pretrains_records_its_data_resumes_and_hands_the_encoder_over(
-        class_tree: Path, tmp_path: Path, capsys, caplog) -> None:
+    class_tree: Path, tmp_path: Path, capsys, caplog
+) -> None:
     import keras
 
     from micronet_tf import load_model
@@ -63,8 +64,23 @@ def test_cli_pretrains_records_its_data_resumes_and_hands_the_encoder_over(
 
     data, run = tmp_path / "data", tmp_path / "run"
     shutil.copytree(class_tree, data)  # changed at the end
-    common = ["pretrain", "--data", str(data), "--encoder", "resnet18", "--out", str(run),
-              "--size", "32", "--batch-size", "4", "--lr", "0.01", "--checkpoint-every", "1"]
+    common = [
+        "pretrain",
+        "--data",
+        str(data),
+        "--encoder",
+        "resnet18",
+        "--out",
+        str(run),
+        "--size",
+        "32",
+        "--batch-size",
+        "4",
+        "--lr",
+        "0.01",
+        "--checkpoint-every",
+        "1",
+    ]
     with caplog.at_level(logging.WARNING):
         assert cli.main([*common, "--epochs", "1"]) == 0
     out = capsys.readouterr().out
@@ -83,9 +99,15 @@ def test_cli_pretrains_records_its_data_resumes_and_hands_the_encoder_over(
     assert record["class_names"] == ["ebc", "superalloy"]
     assert json.loads((run / "classes.json").read_text()) == ["ebc", "superalloy"]
     assert (record["val_per_class"], record["samples_per_epoch"], record["encoder"]) == (
-        50, 4, "resnet18")
-    images = sorted(p.relative_to(data).as_posix() for p in data.rglob("*")
-                    if p.suffix in (".tif", ".png", ".jpg"))
+        50,
+        4,
+        "resnet18",
+    )
+    images = sorted(
+        p.relative_to(data).as_posix()
+        for p in data.rglob("*")
+        if p.suffix in (".tif", ".png", ".jpg")
+    )
     assert sorted(f["path"] for f in record["files"]) == images  # notes.txt left out
     for entry in record["files"]:
         file = data / entry["path"]
@@ -111,8 +133,9 @@ def test_cli_pretrains_records_its_data_resumes_and_hands_the_encoder_over(
             np.testing.assert_array_equal(ours, theirs, err_msg=layer.name)
             compared += 1
     assert compared == len(encoder.weights) == 100  # resnet18's
-    assert not np.array_equal(encoder.get_layer("conv1").get_weights()[0],
-                              fresh.get_layer("conv1").get_weights()[0])
+    assert not np.array_equal(
+        encoder.get_layer("conv1").get_weights()[0], fresh.get_layer("conv1").get_weights()[0]
+    )
     logits = np.asarray(best(np.zeros((1, 32, 32, 3), "float32"), training=False))
     assert logits.shape == (1, 2)
     keras.utils.clear_session(free_memory=True)
@@ -166,21 +189,35 @@ BAD = {
 
 @pytest.mark.parametrize("case", list(BAD))
 def test_bad_input_exits_2_naming_the_flag_before_any_work(
-        case: str, class_tree: Path, tmp_path: Path, capsys) -> None:
+    case: str, class_tree: Path, tmp_path: Path, capsys
+) -> None:
     setting, expected = BAD[case]
     data, run = class_tree, tmp_path / "run"
     flags = []
     if isinstance(setting, dict):
-        data = _make(tmp_path / "data", {k: v or 0 for k, v in setting.items()},
-                     class_tree / "ebc" / "0.tif")
+        data = _make(
+            tmp_path / "data", {k: v or 0 for k, v in setting.items()}, class_tree / "ebc" / "0.tif"
+        )
         if "broken" in setting:
             (data / "broken" / "x.tif").write_bytes(b"II*\x00 not a TIFF")
             (data / "broken" / "y.tif").write_bytes((class_tree / "ebc" / "0.tif").read_bytes())
     else:
         flags = [f.format(tmp=tmp_path, data=class_tree) for f in setting]
     # Small settings first, so that a check that let a case through trains for seconds only.
-    argv = ["pretrain", "--data", str(data), "--encoder", "resnet18", "--out", str(run),
-            "--size", "32", "--epochs", "1", *flags]
+    argv = [
+        "pretrain",
+        "--data",
+        str(data),
+        "--encoder",
+        "resnet18",
+        "--out",
+        str(run),
+        "--size",
+        "32",
+        "--epochs",
+        "1",
+        *flags,
+    ]
     assert cli.main(argv) == 2
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err, err

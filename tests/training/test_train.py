@@ -39,11 +39,30 @@ def test_train_writes_artifacts_and_resumes_after_a_crash(tmp_path: Path) -> Non
         return create_segmentation_model("Unet", "resnet18", decoder_channels=(32, 16, 16, 8, 8))
 
     with pytest.raises(KeyboardInterrupt):
-        train_segmentation(build, train, val, out_dir=tmp_path, patience=5, max_epochs=5,
-                           seed=0, checkpoint_every=1, callbacks=[Crash(at=2)], verbose=0)
+        train_segmentation(
+            build,
+            train,
+            val,
+            out_dir=tmp_path,
+            patience=5,
+            max_epochs=5,
+            seed=0,
+            checkpoint_every=1,
+            callbacks=[Crash(at=2)],
+            verbose=0,
+        )
     assert _epochs_logged(tmp_path / "log.csv") == [0, 1, 2]
-    result = train_segmentation(build, train, val, out_dir=tmp_path, patience=5, max_epochs=5,
-                                seed=0, checkpoint_every=1, verbose=0)
+    result = train_segmentation(
+        build,
+        train,
+        val,
+        out_dir=tmp_path,
+        patience=5,
+        max_epochs=5,
+        seed=0,
+        checkpoint_every=1,
+        verbose=0,
+    )
     assert _epochs_logged(result.log) == [0, 1, 2, 3, 4]  # went on from epoch 3
     assert result.epochs_run == 2 and result.resumed_from == 3
     for path in (result.best_model, result.last_model, tmp_path / "best.weights.h5"):
@@ -59,8 +78,18 @@ def test_training_learns_the_synthetic_task(tmp_path: Path) -> None:
     images, masks = blobs(8, seed=1)
     train, val = dataset(images, masks, 4), dataset(images, masks, 8)
     model = create_segmentation_model("Unet", "resnet18", decoder_channels=(32, 16, 16, 8, 8))
-    result = train_segmentation(model, train, val, out_dir=tmp_path, patience=30, max_epochs=12,
-                                initial_lr=1e-3, seed=1, tensorboard=False, verbose=0)
+    result = train_segmentation(
+        model,
+        train,
+        val,
+        out_dir=tmp_path,
+        patience=30,
+        max_epochs=12,
+        initial_lr=1e-3,
+        seed=1,
+        tensorboard=False,
+        verbose=0,
+    )
     losses = result.history["loss"]
     assert losses[-1] < losses[0]
     assert np.isfinite(losses).all()

@@ -23,9 +23,24 @@ def one_shot_run(tmp_path_factory, benchmark_data: Path) -> Path:
     """Super-3's single training image (a 256 crop), a quarter held out: a finished run."""
     root = tmp_path_factory.mktemp("one_shot")
     copy_pairs(benchmark_data, "Super3", "train", root / "images", root / "masks", 1)
-    code = main(["train", "--images", str(root / "images"), "--masks", str(root / "masks"),
-                 "--classes", *SUPER_CLASSES, "--val-fraction", "0.25", "--repeats", "2",
-                 *QUICK, "--out", str(root / "run")])
+    code = main(
+        [
+            "train",
+            "--images",
+            str(root / "images"),
+            "--masks",
+            str(root / "masks"),
+            "--classes",
+            *SUPER_CLASSES,
+            "--val-fraction",
+            "0.25",
+            "--repeats",
+            "2",
+            *QUICK,
+            "--out",
+            str(root / "run"),
+        ]
+    )
     assert code == 0
     return root
 
@@ -61,13 +76,15 @@ def test_held_out_strip_never_reaches_a_training_crop(tmp_path: Path) -> None:
     for index, width in enumerate((160, 200)):
         image = rng.integers(0, 255, (96, width, 3), dtype=np.uint8)
         mask = (rng.random((96, width)) > 0.5).astype(np.uint8)
-        mask[:, width - int(round(0.25 * width)):] = 2  # exactly the strip held out
+        mask[:, width - int(round(0.25 * width)) :] = 2  # exactly the strip held out
         tifffile.imwrite(tmp_path / "images" / f"m{index}.tif", image)
         tifffile.imwrite(tmp_path / "masks" / f"m{index}_mask.tif", mask)
-    data = folder_training_data(tmp_path / "images", tmp_path / "masks",
-                                ["rest", "phase", "held_out"], val_fraction=0.25)
-    train_ds, val_ds, count, _ = training_pipelines(data, crop=64, batch_size=None,
-                                                    repeats=8, seed=1)
+    data = folder_training_data(
+        tmp_path / "images", tmp_path / "masks", ["rest", "phase", "held_out"], val_fraction=0.25
+    )
+    train_ds, val_ds, count, _ = training_pipelines(
+        data, crop=64, batch_size=None, repeats=8, seed=1
+    )
     assert count == 16
     seen = 0.0
     for _ in range(25):  # epochs: flips, rotations, shifts, scales, crops anywhere
@@ -82,8 +99,7 @@ def test_held_out_strip_never_reaches_a_training_crop(tmp_path: Path) -> None:
     assert [float(np.asarray(t)[..., 2].sum()) for _, t in val_ds] == [96 * 40, 96 * 50]
 
 
-def test_fine_tune_with_a_new_class_map_keeps_all_but_the_head(one_shot_run: Path,
-                                                              capsys) -> None:
+def test_fine_tune_with_a_new_class_map_keeps_all_but_the_head(one_shot_run: Path, capsys) -> None:
     from micronet_tf import load_model
     from micronet_tf.data.class_map import parse_class_map
     from micronet_tf.training.benchmark_data import SegmentationTask
@@ -105,9 +121,26 @@ def test_fine_tune_with_a_new_class_map_keeps_all_but_the_head(one_shot_run: Pat
     assert compared > 100
 
     out = one_shot_run / "fine_tuned"
-    code = main(["train", "--images", str(one_shot_run / "images"), "--masks",
-                 str(one_shot_run / "masks"), "--classes", "matrix", "precipitate:0,0,255",
-                 "--init", str(init), "--crop", "64", "--epochs", "1", "--out", str(out)])
+    code = main(
+        [
+            "train",
+            "--images",
+            str(one_shot_run / "images"),
+            "--masks",
+            str(one_shot_run / "masks"),
+            "--classes",
+            "matrix",
+            "precipitate:0,0,255",
+            "--init",
+            str(init),
+            "--crop",
+            "64",
+            "--epochs",
+            "1",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "new head for precipitate (the model had matrix, secondary, tertiary)" in printed
@@ -116,24 +149,55 @@ def test_fine_tune_with_a_new_class_map_keeps_all_but_the_head(one_shot_run: Pat
     assert load_model(out / "best.keras", compile=False).output_shape[-1] == 1
 
 
-def test_index_masks_with_validation_folders_then_evaluate(tmp_path: Path,
-                                                          benchmark_data: Path, capsys) -> None:
+def test_index_masks_with_validation_folders_then_evaluate(
+    tmp_path: Path, benchmark_data: Path, capsys
+) -> None:
     """EBC index masks (background / oxide / crack, down-scaled), validation folders given;
     evaluate reads the class map from the run's model."""
     copy_pairs(benchmark_data, "EBC1", "train", tmp_path / "i", tmp_path / "m", 2, None, 4)
     copy_pairs(benchmark_data, "EBC1", "val", tmp_path / "vi", tmp_path / "vm", 1, None, 4)
-    code = main(["train", "--images", str(tmp_path / "i"), "--masks", str(tmp_path / "m"),
-                 "--mask-format", "index", "--classes", "background", "oxide", "crack",
-                 "--keep-orientation", "--val-images", str(tmp_path / "vi"), "--val-masks",
-                 str(tmp_path / "vm"), *QUICK, "--out", str(tmp_path / "run")])
+    code = main(
+        [
+            "train",
+            "--images",
+            str(tmp_path / "i"),
+            "--masks",
+            str(tmp_path / "m"),
+            "--mask-format",
+            "index",
+            "--classes",
+            "background",
+            "oxide",
+            "crack",
+            "--keep-orientation",
+            "--val-images",
+            str(tmp_path / "vi"),
+            "--val-masks",
+            str(tmp_path / "vm"),
+            *QUICK,
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
     assert code == 0
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["labels"]["keep_orientation"] is True
     assert [p["image"] for p in record["data"]["validation"]] == sorted(
-        p.name for p in (tmp_path / "vi").iterdir())
+        p.name for p in (tmp_path / "vi").iterdir()
+    )
     capsys.readouterr()
-    code = main(["evaluate", str(tmp_path / "run"), "--images", str(tmp_path / "vi"),
-                 "--masks", str(tmp_path / "vm"), "--out", str(tmp_path / "eval")])
+    code = main(
+        [
+            "evaluate",
+            str(tmp_path / "run"),
+            "--images",
+            str(tmp_path / "vi"),
+            "--masks",
+            str(tmp_path / "vm"),
+            "--out",
+            str(tmp_path / "eval"),
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "mean IoU (oxide, crack)" in printed
@@ -143,24 +207,46 @@ def test_index_masks_with_validation_folders_then_evaluate(tmp_path: Path,
     truth = tifffile.imread(next((tmp_path / "vm").iterdir()))
     assert row["area_oxide_true"] == pytest.approx(float(np.mean(truth == 1)))
     assert metrics["area_fraction_mean_abs_error"]["oxide"] == pytest.approx(
-        abs(row["area_oxide"] - row["area_oxide_true"]))
+        abs(row["area_oxide"] - row["area_oxide_true"])
+    )
     assert (tmp_path / "eval" / "training_curves.png").is_file()
 
 
-@pytest.mark.parametrize(("flags", "expected"), [
-    (["--images", "IMAGES"], "--images needs --masks"),
-    (["--dataset", "super3", "--images", "IMAGES", "--masks", "MASKS"], "one of the two"),
-    (["--images", "IMAGES", "--masks", "MASKS"], "--classes: name the classes"),
-    (["--images", "IMAGES", "--masks", "MASKS", "--classes", "a", "b:0,0,255",
-      "--val-fraction", "0.7"], "--val-fraction 0.7: expected a fraction"),
-    (["--images", "IMAGES", "--masks", "MASKS", "--classes", "a", "b:0,0,9999"],
-     "--classes 'b:0,0,9999': expected NAME:R,G,B"),
-    (["--images", "IMAGES", "--masks", "nowhere", "--classes", "a", "b"],
-     "--masks 'nowhere' is not a folder"),
-    (["--images", "IMAGES", "--masks", "MASKS", "--classes", "a", "b", "--init", "x.keras"],
-     "--init 'x.keras': expected a trained .keras model"),
-    (["--dataset", "super3", "--classes", "a", "b"], "--classes: for --images folders"),
-])
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--images", "IMAGES"], "--images needs --masks"),
+        (["--dataset", "super3", "--images", "IMAGES", "--masks", "MASKS"], "one of the two"),
+        (["--images", "IMAGES", "--masks", "MASKS"], "--classes: name the classes"),
+        (
+            [
+                "--images",
+                "IMAGES",
+                "--masks",
+                "MASKS",
+                "--classes",
+                "a",
+                "b:0,0,255",
+                "--val-fraction",
+                "0.7",
+            ],
+            "--val-fraction 0.7: expected a fraction",
+        ),
+        (
+            ["--images", "IMAGES", "--masks", "MASKS", "--classes", "a", "b:0,0,9999"],
+            "--classes 'b:0,0,9999': expected NAME:R,G,B",
+        ),
+        (
+            ["--images", "IMAGES", "--masks", "nowhere", "--classes", "a", "b"],
+            "--masks 'nowhere' is not a folder",
+        ),
+        (
+            ["--images", "IMAGES", "--masks", "MASKS", "--classes", "a", "b", "--init", "x.keras"],
+            "--init 'x.keras': expected a trained .keras model",
+        ),
+        (["--dataset", "super3", "--classes", "a", "b"], "--classes: for --images folders"),
+    ],
+)
 def test_bad_folder_arguments_are_named(tmp_path: Path, capsys, flags, expected) -> None:
     for folder in ("IMAGES", "MASKS"):
         (tmp_path / folder).mkdir()
@@ -173,28 +259,60 @@ def test_bad_folder_arguments_are_named(tmp_path: Path, capsys, flags, expected)
     assert not (tmp_path / "run").exists()
 
 
-def test_folders_to_tfds_then_train_and_evaluate(tmp_path: Path, benchmark_data: Path,
-                                                capsys) -> None:
+def test_folders_to_tfds_then_train_and_evaluate(
+    tmp_path: Path, benchmark_data: Path, capsys
+) -> None:
     """``micronet-tf dataset`` writes the folders as TFDS; ``train --dataset`` and
     ``evaluate --dataset`` read it, class map and all."""
     copy_pairs(benchmark_data, "Super1", "train", tmp_path / "i", tmp_path / "m", 2, 128)
     copy_pairs(benchmark_data, "Super1", "val", tmp_path / "vi", tmp_path / "vm", 1, 128)
-    assert main(["dataset", "--images", str(tmp_path / "i"), "--masks", str(tmp_path / "m"),
-                 "--val-images", str(tmp_path / "vi"), "--val-masks", str(tmp_path / "vm"),
-                 "--classes", *SUPER_CLASSES, "--name", "alloy", "--out",
-                 str(tmp_path / "tfds")]) == 0
+    assert (
+        main(
+            [
+                "dataset",
+                "--images",
+                str(tmp_path / "i"),
+                "--masks",
+                str(tmp_path / "m"),
+                "--val-images",
+                str(tmp_path / "vi"),
+                "--val-masks",
+                str(tmp_path / "vm"),
+                "--classes",
+                *SUPER_CLASSES,
+                "--name",
+                "alloy",
+                "--out",
+                str(tmp_path / "tfds"),
+            ]
+        )
+        == 0
+    )
     dataset = tmp_path / "tfds" / "alloy"
-    assert main(["train", "--dataset", str(dataset), *QUICK, "--out", str(tmp_path / "run")]
-                ) == 0
+    assert main(["train", "--dataset", str(dataset), *QUICK, "--out", str(tmp_path / "run")]) == 0
     record = json.loads((tmp_path / "run" / "run.json").read_text())
     assert record["dataset"] == str(dataset)
     assert record["class_names"] == ["matrix", "secondary", "tertiary"]
     assert [r["image"] for r in record["data"]["train"]] != []
     assert len(record["data"]["train"]) == 2 and len(record["data"]["validation"]) == 1
     capsys.readouterr()
-    assert main(["evaluate", str(tmp_path / "run"), "--dataset", str(dataset), "--split",
-                 "validation", "--out", str(tmp_path / "eval")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                str(tmp_path / "run"),
+                "--dataset",
+                str(dataset),
+                "--split",
+                "validation",
+                "--out",
+                str(tmp_path / "eval"),
+            ]
+        )
+        == 0
+    )
     assert "mean IoU (secondary, tertiary)" in capsys.readouterr().out
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert [row["image"] for row in metrics["images"]] == [
-        Path(p.name).stem for p in sorted((tmp_path / "vi").iterdir())]
+        Path(p.name).stem for p in sorted((tmp_path / "vi").iterdir())
+    ]

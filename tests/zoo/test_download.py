@@ -33,7 +33,8 @@ def _publish_keras(server, payload: bytes, pinned: bytes | None = None) -> Path:
     digest = hashlib.sha256(payload if pinned is None else pinned).hexdigest()
     keras = replace(entry.files["keras"], sha256=digest, size=len(payload))
     zoo.Manifest([replace(entry, files={**entry.files, "keras": keras})]).write(
-        server.root / "manifest.json")
+        server.root / "manifest.json"
+    )
     target = server.root / keras.path
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(payload)
@@ -60,8 +61,9 @@ def test_corrupted_download_is_an_error_and_caches_nothing(server, zoo_env, monk
     assert _files_under(zoo_env / "zoo" / "resnet18.micronet") == []
 
 
-def test_interrupted_download_is_retried_and_never_cached_half(server, zoo_env,
-                                                               monkeypatch) -> None:
+def test_interrupted_download_is_retried_and_never_cached_half(
+    server, zoo_env, monkeypatch
+) -> None:
     monkeypatch.setenv("MICRONET_TF_ZOO_URL", server.url)
     served = _publish_keras(server, os.urandom(300_000))
     url_path = "/" + served.relative_to(server.root).as_posix()
@@ -80,13 +82,17 @@ def test_killed_download_never_passes_as_complete(server, zoo_env, monkeypatch) 
     server.faults["/big.bin"] = "slow"
     digest = hashlib.sha256(payload).hexdigest()
     target = zoo_env / "big.bin"
-    code = ("import sys; from micronet_tf._download import fetch; "
-            "fetch(sys.argv[1], sys.argv[2], sys.argv[3])")
-    process = subprocess.Popen([sys.executable, "-c", code, f"{server.url}/big.bin",
-                                str(target), digest], cwd=ROOT)
+    code = (
+        "import sys; from micronet_tf._download import fetch; "
+        "fetch(sys.argv[1], sys.argv[2], sys.argv[3])"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, f"{server.url}/big.bin", str(target), digest], cwd=ROOT
+    )
     deadline = time.monotonic() + 60
-    while not any(p.name.startswith(".partial-") and p.stat().st_size
-                  for p in _files_under(zoo_env)):
+    while not any(
+        p.name.startswith(".partial-") and p.stat().st_size for p in _files_under(zoo_env)
+    ):
         assert time.monotonic() < deadline and process.poll() is None, "download never began"
         time.sleep(0.05)
     os.kill(process.pid, signal.SIGKILL)
@@ -114,8 +120,9 @@ def test_offline_mode_uses_only_the_cache(server, zoo_env, monkeypatch) -> None:
     assert len(server.requests) == requests + 2  # the online call only: manifest + file
 
 
-def test_unverified_sources_need_consent_and_are_pinned_on_first_use(server, zoo_env,
-                                                                     monkeypatch) -> None:
+def test_unverified_sources_need_consent_and_are_pinned_on_first_use(
+    server, zoo_env, monkeypatch
+) -> None:
     monkeypatch.setenv("MICRONET_TF_ZOO_URL", server.url)
     entry = zoo.packaged_manifest().get("densenet121.micronet@v1.0")
     served = server.root / "sources" / entry.source.filename

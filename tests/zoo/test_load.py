@@ -16,8 +16,7 @@ from tests.encoders.parity import assert_features_match, first_of_each_family, r
 def test_source_only_entry_converts_on_the_fly(server, zoo_env, monkeypatch) -> None:
     entry = zoo.packaged_manifest().get("resnet18.imagenet-micronet@v1.0")
     reference = torch_reference.build_encoder("resnet18", seed=5)
-    torch_reference.save_nasa_checkpoint(reference, server.root / "sources" /
-                                         entry.source.filename)
+    torch_reference.save_nasa_checkpoint(reference, server.root / "sources" / entry.source.filename)
     monkeypatch.setenv("MICRONET_TF_ZOO_URL", server.url)
     monkeypatch.setenv("MICRONET_TF_TRUST_UNVERIFIED", "1")
     model = get_encoder("resnet18", weights="imagenet-micronet")
@@ -33,13 +32,18 @@ def test_source_only_entry_converts_on_the_fly(server, zoo_env, monkeypatch) -> 
     for ours, full in zip(shallow(images), model(images)):
         np.testing.assert_array_equal(np.asarray(ours), np.asarray(full))
     classifier = get_classifier("resnet18", 4, weights="imagenet-micronet")
-    np.testing.assert_array_equal(classifier.get_layer("layer4.1.bn2").get_weights()[0],
-                                  model.get_layer("layer4.1.bn2").get_weights()[0])
-    unet = create_segmentation_model("Unet", "resnet18", encoder_weights="imagenet-micronet",
-                                     classes=3)
+    np.testing.assert_array_equal(
+        classifier.get_layer("layer4.1.bn2").get_weights()[0],
+        model.get_layer("layer4.1.bn2").get_weights()[0],
+    )
+    unet = create_segmentation_model(
+        "Unet", "resnet18", encoder_weights="imagenet-micronet", classes=3
+    )
     for layer in ("conv1", "layer3.0.downsample.0"):
-        np.testing.assert_array_equal(unet.get_layer("encoder").get_layer(layer).get_weights()[0],
-                                      model.get_layer(layer).get_weights()[0])
+        np.testing.assert_array_equal(
+            unet.get_layer("encoder").get_layer(layer).get_weights()[0],
+            model.get_layer(layer).get_weights()[0],
+        )
 
 
 @pytest.mark.parametrize("encoder", first_of_each_family())
@@ -55,6 +59,9 @@ def test_every_family_loads_by_name(encoder, server, zoo_env, monkeypatch) -> No
     monkeypatch.setenv("MICRONET_TF_TRUST_UNVERIFIED", "1")
     model = get_encoder(encoder, weights="imagenet-micronet")
     images = random_images(64, 64)
-    assert_features_match(model(images, training=False),
-                          torch_reference.run_nhwc(reference, images), f"{encoder} by name")
+    assert_features_match(
+        model(images, training=False),
+        torch_reference.run_nhwc(reference, images),
+        f"{encoder} by name",
+    )
     assert f"/sources/{entry.source.filename}" in server.requests

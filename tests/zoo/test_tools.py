@@ -37,8 +37,14 @@ def test_convert_publish_and_load_by_name(server, zoo_env, monkeypatch, tmp_path
     monkeypatch.setenv("MICRONET_TF_ZOO_URL", f"{server.url}/nasa")
 
     convert, build = _tool("convert_zoo"), tmp_path / "build"
-    args = ["--out", str(build), "--only", "resnet18.micronet", "resnet18.imagenet-micronet",
-            "--trust-unverified"]
+    args = [
+        "--out",
+        str(build),
+        "--only",
+        "resnet18.micronet",
+        "resnet18.imagenet-micronet",
+        "--trust-unverified",
+    ]
     assert convert.main(args) == 1  # one entry failed, the other was still converted
     report = capsys.readouterr().out
     assert f"{BROKEN:<42} FAILED" in report and f"{GOOD:<42} converted" in report
@@ -88,11 +94,26 @@ def test_convert_publish_and_load_by_name(server, zoo_env, monkeypatch, tmp_path
     assert keras.filename in cached and not any("converted" in name for name in cached)
 
     out = tmp_path / "encoder.onnx"
-    assert cli.main(["export", "resnet18", "--weights", "micronet", "--format", "onnx",
-                     "--with-preprocessing", "--out", str(out)]) == 0
+    assert (
+        cli.main(
+            [
+                "export",
+                "resnet18",
+                "--weights",
+                "micronet",
+                "--format",
+                "onnx",
+                "--with-preprocessing",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     raw = np.random.default_rng(0).integers(0, 256, (1, 64, 64, 3), dtype=np.uint8)
     session = onnxruntime.InferenceSession(str(out))
     produced = session.run(None, {session.get_inputs()[0].name: raw})
     expected = [np.asarray(f) for f in model(normalize(raw[0])[None], training=False)]
-    assert_features_match(sorted(produced, key=np.size), sorted(expected, key=np.size),
-                          "exported zoo encoder")
+    assert_features_match(
+        sorted(produced, key=np.size), sorted(expected, key=np.size), "exported zoo encoder"
+    )
