@@ -1,15 +1,21 @@
-"""The code base stays ruff-clean (ruff is part of the test extra)."""
+"""The code base stays ruff-clean and ruff-formatted (ruff is part of the test extra)."""
 
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+CHECKED = ["micronet_tf", "tests", "benchmarks", "tools", "datasets"]
 
 
-def test_ruff_clean() -> None:
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]])
+def test_ruff_clean(command: list[str]) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "micronet_tf", "tests", "benchmarks", "tools"],
-        cwd=ROOT, capture_output=True, text=True,
+        [sys.executable, "-m", "ruff", *command, *CHECKED],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
