@@ -42,7 +42,9 @@ def _ports(count: int) -> list[int]:
     return ports
 
 
-def start_workers(args: list[str], logs: Path, tag: str) -> list[subprocess.Popen]:
+def start_workers(
+    args: list[str], logs: Path, tag: str, command: str = "train"
+) -> list[subprocess.Popen]:
     cluster = [f"127.0.0.1:{port}" for port in _ports(2)]
     processes = []
     for index in range(2):
@@ -50,7 +52,7 @@ def start_workers(args: list[str], logs: Path, tag: str) -> list[subprocess.Pope
         log = open(logs / f"{tag}-worker{index}.log", "w")
         processes.append(
             subprocess.Popen(
-                [sys.executable, "-m", "micronet_tf.cli", "train", *args],
+                [sys.executable, "-m", "micronet_tf.cli", command, *args],
                 cwd=ROOT,
                 env={**os.environ, "TF_CONFIG": json.dumps(config)},
                 stdout=log,
@@ -160,43 +162,27 @@ def test_two_workers_pretrain_on_class_folders(tmp_path: Path, benchmark_data: P
         for path in sorted((benchmark_data / folder / "train").glob("*.tif"))[:5]:
             tifffile.imwrite(tmp_path / "data" / name / path.name, read_rgb(path)[::8, ::8])
     out = tmp_path / "run"
-    cluster = [f"127.0.0.1:{port}" for port in _ports(2)]
-    processes = []
-    for index in range(2):
-        config = {"cluster": {"worker": cluster}, "task": {"type": "worker", "index": index}}
-        log = open(tmp_path / f"pretrain-worker{index}.log", "w")
-        processes.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "micronet_tf.cli",
-                    "pretrain",
-                    "--data",
-                    str(tmp_path / "data"),
-                    "--encoder",
-                    "resnet18",
-                    "--size",
-                    "32",
-                    "--batch-size",
-                    "4",
-                    "--val-per-class",
-                    "1",
-                    "--epochs",
-                    "2",
-                    "--strategy",
-                    "multiworker",
-                    "--checkpoint-every",
-                    "1",
-                    "--out",
-                    str(out),
-                ],
-                cwd=ROOT,
-                env={**os.environ, "TF_CONFIG": json.dumps(config)},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        )
+    args = [
+        "--data",
+        str(tmp_path / "data"),
+        "--encoder",
+        "resnet18",
+        "--size",
+        "32",
+        "--batch-size",
+        "4",
+        "--val-per-class",
+        "1",
+        "--epochs",
+        "2",
+        "--strategy",
+        "multiworker",
+        "--checkpoint-every",
+        "1",
+        "--out",
+        str(out),
+    ]
+    processes = start_workers(args, tmp_path, "pretrain", command="pretrain")
     chief, worker = finish(processes, tmp_path, "pretrain")
     assert "encoder.weights.h5" in chief
     assert len((out / "log.csv").read_text().splitlines()) == 3
