@@ -44,21 +44,29 @@ def benchmark_data() -> Path:
 
 
 # Tests whose memory is large (tf2onnx exports) or spread over child processes (two
-# TensorFlow workers, fresh interpreters): one xdist group, so that two of them never run at
-# the same time (setup.cfg: --dist loadgroup). Together they would pass CI's 12 GB.
+# TensorFlow workers, fresh interpreters): one xdist group (setup.cfg: --dist loadgroup), so
+# that two of them never run at the same time, collected first, so that the child-process
+# ones (listed first) run while both test processes are still small. Run anywhere in the
+# suite, beside a grown test process, they took the sum of the suite's processes past CI's
+# 12 GB.
 HEAVY_MODULES = (
-    "tests/export/test_onnx_architectures.py",
-    "tests/models/test_onnx_export.py",
-    "tests/export/test_savedmodel.py",
-    "tests/predict/test_export.py",
     "tests/training/test_multiworker_cli.py",
     "tests/training/test_distributed.py",
-    "tests/training/test_kill_and_resume.py",
     "tests/test_registration.py",
+    "tests/export/test_savedmodel.py",
+    "tests/training/test_kill_and_resume.py",
+    "tests/predict/test_export.py",
+    "tests/export/test_onnx_architectures.py",
+    "tests/models/test_onnx_export.py",
 )
 
 
 def pytest_collection_modifyitems(config, items) -> None:
+    def rank(item) -> int:
+        module = Path(item.fspath).relative_to(PROJECT_ROOT).as_posix()
+        return HEAVY_MODULES.index(module) if module in HEAVY_MODULES else len(HEAVY_MODULES)
+
     for item in items:
-        if Path(item.fspath).relative_to(PROJECT_ROOT).as_posix() in HEAVY_MODULES:
+        if rank(item) < len(HEAVY_MODULES):
             item.add_marker(pytest.mark.xdist_group("heavy"))
+    items.sort(key=rank)  # stable: each module's tests keep their order
