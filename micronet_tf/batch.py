@@ -144,11 +144,14 @@ def predict_files(
     engine: str = "keras",
     activation: str = "auto",
     force: bool = False,
+    mixed_precision: str | None = None,
+    jit_compile: bool = False,
 ) -> dict[str, str]:
     """``<name>_mask.png`` (class index) and ``<name>_overlay.png`` per input; returns
     ``{input: error}`` for the files that failed. Files in ``out_dir`` that an earlier
     ``predict`` did not write are never replaced (unless ``force``), and its outputs in an
-    input folder are not segmented again."""
+    input folder are not segmented again. ``mixed_precision`` / ``jit_compile``: as
+    :func:`micronet_tf.tiling.predict`."""
     from micronet_tf.preprocessing import read_image, to_float_rgb
     from micronet_tf.tiling import predict, to_index_mask
 
@@ -163,8 +166,10 @@ def predict_files(
         )
     if engine == "keras":
         from micronet_tf import load_model
+        from micronet_tf.compute import with_precision
 
-        model = load_model(model_path, compile=False)
+        # Rebuilt once here (not once per file) when another precision is asked for.
+        model = with_precision(load_model(model_path, compile=False), mixed_precision)
     elif engine == "onnx":
         import onnxruntime
 
@@ -198,6 +203,8 @@ def predict_files(
             batch_size=batch_size,
             engine=engine,
             activation=activation,
+            mixed_precision=mixed_precision,
+            jit_compile=jit_compile,
         )
         mask = to_index_mask(probabilities)
         _write_png(targets[0], mask)

@@ -172,6 +172,9 @@ def _cmd_train(args: argparse.Namespace) -> None:
         initial_lr=args.lr,
         checkpoint_every=args.checkpoint_every,
         force=args.force,
+        deterministic=args.deterministic,
+        mixed_precision=args.mixed_precision,
+        jit_compile=args.jit_compile,
     )
     if args.dataset is not None:
         result = train_on_benchmark(args.dataset, args.architecture, args.encoder, **common)
@@ -194,6 +197,18 @@ def _cmd_train(args: argparse.Namespace) -> None:
         f"best validation IoU {result.best_iou:.4f} at epoch {result.best_epoch + 1}; "
         f"model: {result.best_model}"
     )
+
+
+def _add_compute_flags(parser: argparse.ArgumentParser) -> None:
+    """--mixed-precision and --jit-compile (training and prediction)."""
+    parser.add_argument(
+        "--mixed-precision",
+        choices=["float16", "bfloat16", "float32"],
+        default=None,
+        help="compute in float16 / bfloat16 with float32 weights and output (for GPUs and "
+        "bfloat16-capable CPUs); default: as the model is (float32)",
+    )
+    parser.add_argument("--jit-compile", action="store_true", help="compile the model with XLA")
 
 
 def _wait_for_workers(strategy) -> None:
@@ -402,6 +417,8 @@ def _cmd_predict(args: argparse.Namespace) -> None:
             engine=args.engine,
             activation=args.activation,
             force=args.force,
+            mixed_precision=args.mixed_precision,
+            jit_compile=args.jit_compile,
         )
     )
 
@@ -648,6 +665,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--seed", type=int, default=0)
     train.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="deterministic ops and augmentation order: the same --seed gives the same "
+        "log.csv and weights on the same machine (slower, see the README)",
+    )
+    _add_compute_flags(train)
+    train.add_argument(
         "--checkpoint-every",
         default="5min",
         metavar="N|Mmin",
@@ -831,6 +855,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--force", action="store_true", help="replace files in --out that predict did not write"
     )
+    _add_compute_flags(predict)
     predict.set_defaults(func=_cmd_predict)
 
     measure = commands.add_parser(

@@ -78,7 +78,11 @@ def _keras_activation(model, activation: str) -> str:
 
 
 def _runner(
-    model, engine: str, activation: str
+    model,
+    engine: str,
+    activation: str,
+    mixed_precision: str | None = None,
+    jit_compile: bool = False,
 ) -> tuple[Callable[[np.ndarray], np.ndarray], bool, tuple[int, int]]:
     """(run batch -> output, whether the model takes raw uint8 RGB, its input rule)."""
     if engine not in ENGINES:
@@ -88,6 +92,11 @@ def _runner(
     if engine == "onnx":
         import onnxruntime
 
+        if mixed_precision is not None or jit_compile:
+            raise ValueError(
+                "mixed_precision= and jit_compile= apply to engine='keras'; an ONNX model "
+                "computes as onnxruntime's providers do"
+            )
         if isinstance(model, (str, os.PathLike)):
             if not os.path.isfile(model):
                 raise FileNotFoundError(f"model {os.fspath(model)!r}: no such .onnx file")
@@ -106,6 +115,8 @@ def _runner(
         def run(batch):
             return session.run(None, {name: batch})[0]
     else:
+        from micronet_tf.compute import inference_function, with_precision
+
         if isinstance(model, (str, os.PathLike)):
             from micronet_tf import load_model
 
@@ -114,9 +125,7 @@ def _runner(
         raw = bool(inputs) and str(inputs[0].dtype) == "uint8"
         rule = input_rule(model)
         kind = _keras_activation(model, activation)
-
-        def run(batch):
-            return np.asarray(model(batch, training=False))
+        run = inference_function(with_precision(model, mixed_precision), jit_compile)
 
     def finish(batch: np.ndarray) -> np.ndarray:
         out = np.asarray(run(batch), np.float32)
@@ -157,6 +166,8 @@ def predict(
     activation: str = "auto",
     normalization: bool = True,
     progress: bool | None = None,
+    mixed_precision: str | None = None,
+    jit_compile: bool = False,
 ) -> np.ndarray:
     """Per-pixel probabilities (H x W x classes, float32) for a micrograph of any size.
 
@@ -170,9 +181,10 @@ def predict(
     a Keras model's logits (``activation=None``) into probabilities (sigmoid for one channel,
     softmax for several) and log-softmax into softmax; ONNX outputs are taken as they are
     unless "sigmoid" / "softmax" / "exp" is given. ``progress``: a tqdm bar (None: for many
-    tiles).
+    tiles). ``mixed_precision`` (``"float16"`` / ``"bfloat16"``; None: as the model is) and
+    ``jit_compile`` (XLA): see :mod:`micronet_tf.compute`; Keras engine only.
     """
-    run, raw, rule = _runner(model, engine, activation)
+    run, raw, rule = _runner(model, engine, activation, mixed_precision, jit_compile)
     _check(tile, overlap, batch_size, rule)
     image = np.asarray(image)
     if image.ndim not in (2, 3):

@@ -55,6 +55,7 @@ HEAVY_MODULES = (
     "tests/test_registration.py",
     "tests/export/test_savedmodel.py",
     "tests/training/test_kill_and_resume.py",
+    "tests/training/test_determinism.py",
     "tests/predict/test_export.py",
     "tests/export/test_onnx_architectures.py",
     "tests/models/test_onnx_export.py",

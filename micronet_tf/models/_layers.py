@@ -9,15 +9,65 @@ import keras
 _INTERPOLATIONS = ("nearest", "bilinear")
 
 
+def _nearest_sources(source: int, target: int):
+    """PyTorch's legacy nearest source index of each of ``target`` positions."""
+    scale = keras.ops.cast(source, "float32") / keras.ops.cast(target, "float32")
+    positions = keras.ops.cast(keras.ops.arange(target), "float32")
+    index = keras.ops.cast(keras.ops.floor(positions * scale), "int32")
+    return keras.ops.minimum(index, keras.ops.cast(source, "int32") - 1)
+
+
+def _gather_nearest(x, size):
+    shape = keras.ops.shape(x)
+    for axis in (1, 2):
+        x = keras.ops.take(x, _nearest_sources(shape[axis], size[axis - 1]), axis=axis)
+    return x
+
+
+def _tf_nearest(x, size):
+    """TensorFlow's nearest resize (legacy semantics) with an XLA-compilable gradient."""
+    import tensorflow as tf
+
+    size = tf.cast(tf.stack(size), tf.int32)
+
+    @tf.custom_gradient
+    def resize(images):
+        shape = tf.shape(images)
+        resized = tf.raw_ops.ResizeNearestNeighbor(
+            images=images, size=size, align_corners=False, half_pixel_centers=False
+        )
+
+        def gradient(upstream):
+            def doubled():
+                return tf.nn.avg_pool2d(upstream, 2, 2, "VALID") * 4.0
+
+            def general():
+                with tf.GradientTape() as tape:
+                    tape.watch(images)
+                    gathered = _gather_nearest(images, (size[0], size[1]))
+                return tape.gradient(gathered, images, output_gradients=upstream)
+
+            exact = tf.reduce_all(tf.equal(size, 2 * shape[1:3]))
+            return tf.cond(exact, doubled, general)
+
+        return resized, gradient
+
+    return resize(tf.convert_to_tensor(x))
+
+
 @keras.saving.register_keras_serializable(package="micronet_tf")
 class Resize(keras.layers.Layer):
     """``torch.nn.functional.interpolate`` for NHWC maps, with dynamic height and width.
 
     Called on one tensor it scales by ``scale``; called on ``[x, like]`` it resizes ``x`` to
     ``like``'s height and width. ``nearest`` is PyTorch's legacy nearest (source index
-    ``floor(dst * in / out)``); ``bilinear`` honours ``align_corners`` (smp uses ``True`` in FPN,
-    PAN, DeepLabV3+ and the segmentation head). On TensorFlow this calls the resize kernels
-    that have exactly these semantics; they trace with unknown sizes and export to ONNX.
+    ``floor(dst * (in / out))`` in float32, as PyTorch and TensorFlow compute it): on TensorFlow
+    its resize kernel, with a gradient that XLA can compile (XLA has none for that kernel):
+    2 x 2 sum pooling for exact doubling, else that of two gathers; elsewhere two gathers.
+    ``bilinear`` honours ``align_corners`` (smp uses
+    ``True`` in FPN, PAN, DeepLabV3+ and the segmentation head); on TensorFlow it calls the
+    resize kernel that has exactly these semantics. Both trace with unknown sizes and export
+    to ONNX.
     """
 
     def __init__(
@@ -49,14 +99,14 @@ class Resize(keras.layers.Layer):
     def call(self, inputs):
         x = inputs[0] if isinstance(inputs, (list, tuple)) else inputs
         size = self._target_size(inputs)
+        if self.interpolation == "nearest":
+            if keras.backend.backend() == "tensorflow":
+                return _tf_nearest(x, size)
+            return _gather_nearest(x, size)
         if keras.backend.backend() == "tensorflow":
             import tensorflow as tf
 
             size = tf.cast(tf.stack(size), tf.int32)
-            if self.interpolation == "nearest":
-                return tf.raw_ops.ResizeNearestNeighbor(
-                    images=x, size=size, align_corners=False, half_pixel_centers=False
-                )
             resized = tf.raw_ops.ResizeBilinear(
                 images=x,
                 size=size,

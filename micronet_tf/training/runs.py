@@ -361,8 +361,10 @@ def training_pipelines(
     repeats: int,
     seed: int,
     strategy: tf.distribute.Strategy | None = None,
+    deterministic: bool = False,
 ):
-    """``(train_ds, val_ds, samples per epoch, batch size)`` as :func:`train_run` feeds them."""
+    """``(train_ds, val_ds, samples per epoch, batch size)`` as :func:`train_run` feeds them
+    (``deterministic``: augmented crops in a fixed order)."""
     from micronet_tf.data import make_segmentation_pipeline
     from micronet_tf.training.distribute import is_multiworker
 
@@ -377,6 +379,7 @@ def training_pipelines(
         classes=task.targets,
         keep_orientation=task.keep_orientation,
         seed=seed,
+        deterministic=deterministic,
     )
     val_ds = make_segmentation_pipeline(
         data.validation, training=False, batch_size=1, classes=task.targets
@@ -420,12 +423,17 @@ def train_run(
     checkpoint_every: int | str = "5min",
     force: bool = False,
     verbose: int | str = "auto",
+    deterministic: bool = False,
+    mixed_precision: str | None = None,
+    jit_compile: bool = False,
 ) -> TrainingResult:
     """The paper's recipe on ``data`` (see :func:`train_on_benchmark` for the arguments);
     ``init``: fine-tune a trained ``.keras`` model (a new head when the classes differ)."""
+    from micronet_tf.compute import dtype_policy
     from micronet_tf.models import create_segmentation_model, set_training_labels
     from micronet_tf.training.distribute import get_strategy
 
+    dtype_policy(mixed_precision)  # a bad name fails before any work
     strategy = get_strategy(strategy)
     task = data.task
     if init is not None:
@@ -449,7 +457,13 @@ def train_run(
             )
 
     train_ds, val_ds, count, batch = training_pipelines(
-        data, crop=crop, batch_size=batch_size, repeats=repeats, seed=seed, strategy=strategy
+        data,
+        crop=crop,
+        batch_size=batch_size,
+        repeats=repeats,
+        seed=seed,
+        strategy=strategy,
+        deterministic=deterministic,
     )
     data_json = json.dumps(data.record, sort_keys=True)
     config = {
@@ -465,6 +479,9 @@ def train_run(
         "crop": crop,
         "seed": seed,
         "initial_lr": initial_lr,
+        "deterministic": deterministic,
+        "mixed_precision": mixed_precision,
+        "jit_compile": jit_compile,
         "class_names": list(task.class_names),
         "labels": task.labels_record(),
         "data_sha256": hashlib.sha256(data_json.encode()).hexdigest(),
@@ -489,6 +506,9 @@ def train_run(
         seed=seed,
         checkpoint_every=checkpoint_every,
         verbose=verbose,
+        deterministic=deterministic,
+        mixed_precision=mixed_precision,
+        jit_compile=jit_compile,
     )
 
 
@@ -518,6 +538,9 @@ def train_on_benchmark(
     checkpoint_every: int | str = "5min",
     force: bool = False,
     verbose: int | str = "auto",
+    deterministic: bool = False,
+    mixed_precision: str | None = None,
+    jit_compile: bool = False,
 ) -> TrainingResult:
     """The paper's recipe on a benchmark set (``micronet_segmentation/super3``, ...) or on a
     dataset folder written by ``micronet-tf dataset``.
@@ -527,6 +550,8 @@ def train_on_benchmark(
     each training image that many times (differently augmented) per epoch. A folder that
     holds another run is refused (``force=True`` replaces it); one that holds this run resumes
     (a finished one raises ``RunFinishedError`` unless ``epochs`` extends it).
+    ``deterministic``, ``mixed_precision``, ``jit_compile``: as :func:`train_segmentation`
+    (``deterministic=True`` also fixes the order of the augmented crops).
     """
     from micronet_tf.training.distribute import (
         gather_from_workers,
@@ -570,6 +595,9 @@ def train_on_benchmark(
         checkpoint_every=checkpoint_every,
         force=force,
         verbose=verbose,
+        deterministic=deterministic,
+        mixed_precision=mixed_precision,
+        jit_compile=jit_compile,
     )
 
 
@@ -599,6 +627,9 @@ def train_on_folders(
     checkpoint_every: int | str = "5min",
     force: bool = False,
     verbose: int | str = "auto",
+    deterministic: bool = False,
+    mixed_precision: str | None = None,
+    jit_compile: bool = False,
 ) -> TrainingResult:
     """The paper's recipe on one's own labelled micrographs (one image is enough).
 
@@ -656,6 +687,9 @@ def train_on_folders(
         checkpoint_every=checkpoint_every,
         force=force,
         verbose=verbose,
+        deterministic=deterministic,
+        mixed_precision=mixed_precision,
+        jit_compile=jit_compile,
     )
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from micronet_tf.compute import enable_determinism, loss_scaled, with_precision
 from micronet_tf.training.callbacks import TwoStageSchedule
 from micronet_tf.training.checkpoints import (
     BEST_MODEL,
@@ -99,6 +100,9 @@ def train_segmentation(
     tensorboard: bool = True,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: int | str = "auto",
+    deterministic: bool = False,
+    mixed_precision: str | None = None,
+    jit_compile: bool = False,
 ) -> TrainingResult:
     """Train with Adam and the two-stage schedule on validation IoU (see :class:`TwoStageSchedule`).
 
@@ -113,6 +117,13 @@ def train_segmentation(
     its last checkpoint, and a finished one raises :class:`RunFinishedError` unless
     ``max_epochs`` extends it; ``resume=False`` starts afresh. ``callbacks`` run after the
     built-in ones (schedule, checkpoints).
+
+    ``deterministic=True`` (needs ``seed``) makes TensorFlow's ops deterministic, so that two
+    runs on one machine give the same log and weights when ``train_ds`` is deterministic too
+    (:func:`~micronet_tf.data.make_segmentation_pipeline` with ``seed`` and
+    ``deterministic=True``). ``mixed_precision`` (``"float16"`` / ``"bfloat16"``) computes in
+    that type with float32 weights and output (float16: with dynamic loss scaling);
+    ``jit_compile=True`` compiles the training step with XLA.
     """
     if max_epochs < 1:
         raise ValueError(f"max_epochs={max_epochs!r}: expected a positive number of epochs")
@@ -120,17 +131,21 @@ def train_segmentation(
     out_dir = worker_folder(out_dir, strategy)
     if resume:
         check_resumable(out_dir, max_epochs)
-    if seed is not None:
+    if deterministic:
+        enable_determinism(seed)
+    elif seed is not None:
         keras.utils.set_random_seed(seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     built = _build(model, strategy)
     with strategy.scope():
+        built = with_precision(built, mixed_precision)
         names = _class_names(built, class_names)
         activation = output_activation(built)
         built.compile(
-            optimizer=keras.optimizers.Adam(initial_lr),
+            optimizer=loss_scaled(keras.optimizers.Adam(initial_lr), built),
             loss=loss if loss is not None else DiceBCELoss(activation=activation),
             metrics=iou_metrics(names, activation=activation),
+            jit_compile=jit_compile,
         )
     schedule = TwoStageSchedule(
         patience, initial_lr, final_lr, out_dir=out_dir, restore_on_end=False
