@@ -265,7 +265,9 @@ def _measure_one(
     thickness: Sequence[str],
     pixel_size: float | None,
     statistics: dict,
-) -> tuple[list, dict]:
+) -> tuple[list, dict, dict]:
+    """Object rows, per-class measurements with intervals, and the thickness samples of the
+    ``thickness`` classes."""
     from micronet_tf import measurement_statistics as ms
     from micronet_tf.measure import (
         area_fractions,
@@ -287,7 +289,7 @@ def _measure_one(
     blocks = ms.area_fractions_between_blocks(
         mask, len(names), confidence=statistics["confidence"], block_size=block
     )
-    rows, classes = [], {}
+    rows, classes, layers = [], {}, {}
     for index, name in enumerate(names):
         info: dict = {"area_fraction": fractions[name], "area_fraction_ci": blocks[index].to_dict()}
         if index > 0:  # class 0 is the background / matrix: no objects
@@ -303,6 +305,7 @@ def _measure_one(
                 info["size_error"] = {k: v for k, v in result.items() if k != "errors"}
         if name in thickness:
             samples, where = thickness_samples(mask == index, pixel_size=pixel_size)
+            layers[name] = samples
             interval = ms.thickness_between_blocks(
                 samples, where, confidence=statistics["confidence"], pixel_size=pixel_size
             )
@@ -317,7 +320,7 @@ def _measure_one(
                     mask == index, truth == index, pixel_size=pixel_size
                 )
         classes[name] = info
-    return rows, classes
+    return rows, classes, layers
 
 
 def _all_images(images: dict, all_rows: list[dict], statistics: dict) -> dict:
@@ -490,7 +493,7 @@ def measure_files(
                     f"true mask is {truth.shape[1]}x{truth.shape[0]}, this one "
                     f"{mask.shape[1]}x{mask.shape[0]}"
                 )
-        rows, classes = _measure_one(mask, truth, names, thickness, pixel_size, statistics)
+        rows, classes, layers = _measure_one(mask, truth, names, thickness, pixel_size, statistics)
         targets = [out / f"{path.stem}_objects.csv"]
         drawn = [n for n in names[1:] if any(r["class"] == n for r in rows)]
         targets += [out / f"{path.stem}_{name}_sizes.png" for name in drawn]
@@ -505,7 +508,7 @@ def measure_files(
             )
         if report:
             notes[path.name] = reporting.write_image_panel(
-                targets[-1], path, mask, names, rows, classes, unit_name
+                targets[-1], path, mask, names, rows, classes, unit_name, layers
             )
             panels[path.name] = targets[-1]
         outputs.record(*targets)

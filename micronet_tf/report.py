@@ -55,9 +55,12 @@ def format_interval(interval: dict | None, *, percent: bool = False) -> str:
     return f"{text} [{number(interval['low'])}, {number(interval['high'])}]"
 
 
-def draw_size_histogram(axis, values: np.ndarray, intervals: dict, label: str, unit: str) -> None:
-    """Histogram of object sizes with the mean (blue) and median (orange) marked: a line at
-    the estimate, a shaded band over its interval."""
+def draw_size_histogram(
+    axis, values: np.ndarray, intervals: dict, label: str, unit: str, counted: str = "objects"
+) -> None:
+    """Histogram of object sizes (or thickness samples, ``counted``) with the mean (blue) and
+    median (orange) marked, as far as ``intervals`` has them: a line at the estimate, a
+    shaded band over its interval."""
     values = np.asarray(values, float)
     axis.hist(values, bins=min(40, max(5, values.size // 3)), color="#9db7d9", edgecolor="white")
     for key, colour in (("mean", _BLUE), ("median", _ORANGE)):
@@ -70,7 +73,7 @@ def draw_size_histogram(axis, values: np.ndarray, intervals: dict, label: str, u
             interval["estimate"], color=colour, lw=1.8, label=f"{key} {format_interval(interval)}"
         )
     axis.set_xlabel(f"{label} ({unit})")
-    axis.set_ylabel("objects")
+    axis.set_ylabel(counted)
     level = next((i["level"] for i in intervals.values() if i and i.get("level")), None)
     if level is not None:
         axis.legend(
@@ -146,10 +149,12 @@ def write_image_panel(
     rows: Sequence[dict],
     classes: dict,
     unit: str,
+    thickness: dict[str, np.ndarray] | None = None,
 ) -> list[str]:
     """One PNG for one image: the overlay ``predict`` wrote beside the mask (or the classes
     drawn from the mask), its uncertainty map with a colour bar (``<name>_uncertainty.tif``;
-    omitted when missing) and a size histogram per class with objects. Returns notes on what
+    omitted when missing) and a size histogram per class with objects (for the classes in
+    ``thickness``, the histogram of its thickness samples instead). Returns notes on what
     was missing."""
     from matplotlib.patches import Patch
 
@@ -159,7 +164,8 @@ def write_image_panel(
     notes: list[str] = []
     picture, picture_title = _overlay_image(mask_path, index_mask, notes)
     uncertainty = _uncertainty(mask_path, index_mask.shape, notes)
-    drawn = [n for n in class_names[1:] if any(r["class"] == n for r in rows)]
+    thickness = thickness or {}
+    drawn = [n for n in class_names[1:] if n in thickness or any(r["class"] == n for r in rows)]
     columns = max(2, len(drawn))
     figure = plt.figure(figsize=(5.2 * columns, 5.4 + (3.3 if drawn else 0)), layout="constrained")
     grid = figure.add_gridspec(
@@ -208,6 +214,13 @@ def write_image_panel(
         )
     for column, name in enumerate(drawn):
         axis = figure.add_subplot(grid[1, column])
+        if name in thickness:
+            interval = classes[name]["thickness"]["interval"]
+            draw_size_histogram(
+                axis, thickness[name], {"mean": interval}, "thickness", unit, "skeleton samples"
+            )
+            axis.set_title(f"{name}: layer thickness", fontsize=10)
+            continue
         values = np.array([r["equivalent_diameter_area"] for r in rows if r["class"] == name])
         draw_size_histogram(
             axis, values, classes[name].get("equivalent_diameter", {}), "equivalent diameter", unit
