@@ -441,7 +441,7 @@ def measure_files(
 
     statistics = {
         "confidence": ms.check_confidence(confidence),
-        "bootstrap": ms.check_resamples(bootstrap),
+        "bootstrap": ms.check_resamples(bootstrap, "bootstrap"),
         "seed": int(seed),
         "block_size": None if block_size is None else int(block_size),
     }

@@ -93,12 +93,13 @@ def check_confidence(confidence: float) -> float:
     return value
 
 
-def check_resamples(resamples: int) -> int:
-    """``resamples`` as an int of at least MIN_RESAMPLES, or a ValueError naming it."""
+def check_resamples(resamples: int, name: str = "resamples") -> int:
+    """``resamples`` as an int of at least MIN_RESAMPLES, or a ValueError naming it
+    (``name``: the caller's argument name)."""
     if isinstance(resamples, bool) or int(resamples) != resamples or resamples < MIN_RESAMPLES:
         raise ValueError(
-            f"bootstrap resamples={resamples}: expected a whole number >= {MIN_RESAMPLES} "
-            f"(default {DEFAULT_RESAMPLES})"
+            f"{name}={resamples}: expected a whole number of bootstrap resamples >= "
+            f"{MIN_RESAMPLES} (default {DEFAULT_RESAMPLES})"
         )
     return int(resamples)
 

@@ -187,7 +187,9 @@ def test_thickness_of_a_vertical_band() -> None:
 def test_arguments_are_checked() -> None:
     with pytest.raises(ValueError, match="confidence=1.5: expected a level between 0 and 1"):
         ms.check_confidence(1.5)
-    with pytest.raises(ValueError, match="resamples=10: expected a whole number >= 100"):
+    with pytest.raises(
+        ValueError, match="resamples=10: expected a whole number of bootstrap resamples >= 100"
+    ):
         ms.bootstrap([[1.0, 2.0, 3.0]], resamples=10)
     with pytest.raises(ValueError, match="statistic 'mode'"):
         ms.bootstrap([[1.0, 2.0]], statistics=("mode",))
