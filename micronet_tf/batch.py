@@ -330,6 +330,9 @@ def _all_images(images: dict, all_rows: list[dict], statistics: dict) -> dict:
 
     names = list(dict.fromkeys(name for classes in images.values() for name in classes))
     level = statistics["confidence"]
+    by_image_class: dict[tuple, list[dict]] = {}
+    for row in all_rows:
+        by_image_class.setdefault((row["image"], row["class"]), []).append(row)
     overall = {}
     for name in names:
         # A class beyond an image's largest index (auto-named classes) covers none of it.
@@ -343,10 +346,7 @@ def _all_images(images: dict, all_rows: list[dict], statistics: dict) -> dict:
             ).to_dict(),
         }
         if any("objects" in classes.get(name, {}) for classes in images.values()):
-            groups = [
-                [r for r in all_rows if r["image"] == image and r["class"] == name]
-                for image in images
-            ]
+            groups = [by_image_class.get((image, name), []) for image in images]
             cells["objects"] = sum(len(g) for g in groups)
             cells.update(_size_intervals(groups, statistics))
         means = [

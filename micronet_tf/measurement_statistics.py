@@ -335,6 +335,11 @@ def bootstrap(
     chunk = max(1, _CHUNK_DRAWS // (int(sizes.max()) * len(arrays)))
     for done in range(0, resamples, chunk):
         batch = min(chunk, resamples - done)
+        if not nested:  # equal-sized resamples: one row each (median by partition, not sort)
+            values = pooled[rng.integers(0, n, size=(batch, n))]
+            for name, function in functions.items():
+                draws[name].append(function(values, axis=1))
+            continue
         chosen = rng.integers(0, len(arrays), size=(batch, len(arrays)))  # groups drawn
         counts = sizes[chosen].ravel()  # values to draw for each (resample, drawn group)
         owner = np.repeat(np.arange(counts.size), counts)
