@@ -514,14 +514,14 @@ def measure_files(
         outputs.record(*targets)
         images[path.name] = classes
         all_rows.extend({"image": path.name, **row} for row in rows)
-        return (
-            ", ".join(f"{n}: {c['objects']} objects" for n, c in classes.items() if "objects" in c)
-            + "; area fractions "
-            + ", ".join(
-                f"{n} {reporting.format_interval(c['area_fraction_ci'], percent=True)}"
-                for n, c in classes.items()
-            )
+        counts = ", ".join(
+            f"{n}: {c['objects']} objects" for n, c in classes.items() if "objects" in c
         )
+        fractions = ", ".join(
+            f"{n} {reporting.format_interval(c['area_fraction_ci'], percent=True)}"
+            for n, c in classes.items()
+        )
+        return f"{counts + '; ' if counts else ''}area fractions {fractions}"
 
     failures = _run_each(paths, work)
     if not images:  # nothing measured: keep whatever summary the folder had

@@ -75,7 +75,7 @@ def draw_size_histogram(
     axis.set_xlabel(f"{label} ({unit})")
     axis.set_ylabel(counted)
     level = next((i["level"] for i in intervals.values() if i and i.get("level")), None)
-    if level is not None:
+    if level is not None and axis.get_legend_handles_labels()[0]:
         axis.legend(
             fontsize=8, title=f"{level:.0%} interval shaded", title_fontsize=8, loc="upper right"
         )
@@ -281,7 +281,8 @@ def write_summary_figure(
         axis.scatter(k + np.asarray(spread), 100 * np.asarray(dots), s=14, color=_ORANGE, zorder=3)
     axis.set_xticks(positions, class_names)
     axis.set_ylabel("area fraction (%)")
-    axis.set_ylim(0, min(100, axis.get_ylim()[1] * 1.15))
+    axis.set_ylim(0, axis.get_ylim()[1] * 1.15)  # room for the labels, also above 100 %
+    axis.set_yticks([t for t in axis.get_yticks() if 0 <= t <= 100])
     level = next(
         (c["area_fraction_ci"]["level"] for c in overall.values() if "area_fraction_ci" in c), 0.95
     )
