@@ -49,9 +49,10 @@ _CHUNK_DRAWS = 2_000_000
 
 @dataclass(frozen=True)
 class Interval:
-    """An estimate with a two-sided confidence interval (``low`` / ``high`` ``None`` when the
-    data cannot support one; ``note`` then says why). ``n``: the number of sampling units
-    (images, blocks, or objects, as ``method`` says)."""
+    """An estimate with a two-sided confidence interval: ``low`` / ``high`` are ``None`` when
+    the data cannot support one, and ``note`` says why (or what makes an interval
+    approximate). ``n``: how many values it rests on (images, blocks or objects; ``method``
+    names the units)."""
 
     estimate: float | None
     low: float | None
@@ -67,22 +68,6 @@ class Interval:
         if row["note"] is None:
             del row["note"]
         return row
-
-    def scaled(self, factor: float) -> Interval:
-        """The same interval in other units (e.g. pixels -> micrometres)."""
-
-        def scale(value: float | None) -> float | None:
-            return None if value is None else value * factor
-
-        return Interval(
-            scale(self.estimate),
-            scale(self.low),
-            scale(self.high),
-            self.level,
-            self.method,
-            self.n,
-            self.note,
-        )
 
 
 def check_confidence(confidence: float) -> float:

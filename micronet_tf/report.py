@@ -15,7 +15,7 @@ import numpy as np
 
 from micronet_tf._files import atomic_output_path
 
-_BLUE, _ORANGE, _GREEN = "#3a7bd5", "#e8710a", "#1e8e3e"
+_BLUE, _ORANGE = "#3a7bd5", "#e8710a"
 
 
 def _pyplot():

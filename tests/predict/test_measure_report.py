@@ -200,3 +200,27 @@ def test_flags_are_checked_and_the_report_can_be_skipped(
     summary = json.loads((out / "summary.json").read_text())
     fraction = summary["images"]["small_mask.png"]["class1"]["area_fraction_ci"]
     assert fraction["n"] == 4 * 6 and fraction["low"] < fraction["estimate"] < fraction["high"]
+
+
+def test_panel_finds_what_predict_wrote_beside_the_mask(tmp_path: Path) -> None:
+    from micronet_tf.report import write_image_panel
+
+    mask = np.zeros((64, 96), np.uint8)
+    mask[10:30, 10:40] = 1
+    path = tmp_path / "a_mask.png"
+    Image.fromarray(mask).save(path)
+    rows = [{"class": "grain", "equivalent_diameter_area": 27.6}]
+    classes = {"matrix": {}, "grain": {"equivalent_diameter": {}}}
+    panel = tmp_path / "panel.png"
+    notes = write_image_panel(panel, path, mask, ["matrix", "grain"], rows, classes, "px")
+    assert notes == [
+        "no a_overlay.png beside the mask: classes drawn from the mask",
+        "no a_uncertainty.tif beside the mask: uncertainty panel omitted",
+    ]
+    Image.fromarray(np.zeros((64, 96, 3), np.uint8)).save(tmp_path / "a_overlay.png")
+    tifffile.imwrite(tmp_path / "a_uncertainty.tif", np.zeros((64, 95), np.float32))
+    notes = write_image_panel(panel, path, mask, ["matrix", "grain"], rows, classes, "px")
+    assert notes == ["a_uncertainty.tif has shape (64, 95), the mask (64, 96): panel omitted"]
+    tifffile.imwrite(tmp_path / "a_uncertainty.tif", np.ones((64, 96), np.float32))
+    assert write_image_panel(panel, path, mask, ["matrix", "grain"], rows, classes, "px") == []
+    assert Image.open(panel).size[0] > 600
