@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import glob
 import json
+import math
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -216,23 +217,6 @@ def predict_files(
     return _run_each(paths, work)
 
 
-def _histogram(values: np.ndarray, title: str, unit: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(5, 3.4))
-    axis.hist(values, bins=min(40, max(5, values.size // 3)), color="#3a7bd5")
-    axis.set_xlabel(f"equivalent diameter ({unit})")
-    axis.set_ylabel("objects")
-    axis.set_title(title)
-    figure.tight_layout()
-    with atomic_output_path(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=90)
-    plt.close(figure)
-
-
 def _write_csv(path: Path, rows: list[dict]) -> None:
     fields = list(dict.fromkeys(key for row in rows for key in row)) or ["class", "label"]
     with atomic_output_path(path) as temporary, open(temporary, "w", newline="") as handle:
@@ -257,66 +241,166 @@ def find_truth(truth_dir: Path, mask_path: Path) -> Path:
     )
 
 
+def _size_intervals(groups: Sequence[Sequence[dict]], statistics: dict) -> dict:
+    """Bootstrap intervals (mean, median) of equivalent diameter and area; ``groups``: the
+    object rows of each image (images first, then objects, when there are several)."""
+    from micronet_tf.measurement_statistics import bootstrap
+
+    found = {}
+    for key, column in (("equivalent_diameter", "equivalent_diameter_area"), ("area", "area")):
+        intervals = bootstrap(
+            [[row[column] for row in rows] for rows in groups],
+            confidence=statistics["confidence"],
+            resamples=statistics["bootstrap"],
+            seed=statistics["seed"],
+        )
+        found[key] = {name: interval.to_dict() for name, interval in intervals.items()}
+    return found
+
+
 def _measure_one(
     mask: np.ndarray,
     truth: np.ndarray | None,
     names: Sequence[str],
     thickness: Sequence[str],
     pixel_size: float | None,
-) -> tuple[list, dict]:
+    statistics: dict,
+) -> tuple[list, dict, dict]:
+    """Object rows, per-class measurements with intervals, and the thickness samples of the
+    ``thickness`` classes."""
+    from micronet_tf import measurement_statistics as ms
     from micronet_tf.measure import (
         area_fractions,
         compare_object_sizes,
         compare_thickness,
-        layer_thickness,
         objects,
+        thickness_samples,
     )
 
     fractions = area_fractions(mask, names)
-    rows, classes = [], {}
+    found = {index: objects(mask == index, pixel_size=pixel_size) for index in range(1, len(names))}
+    block = statistics["block_size"] or ms.automatic_block_size(
+        [
+            float(np.median([r["equivalent_diameter_area"] for r in rows])) / (pixel_size or 1.0)
+            for rows in found.values()
+            if rows
+        ]
+    )
+    blocks = ms.area_fractions_between_blocks(
+        mask, len(names), confidence=statistics["confidence"], block_size=block
+    )
+    rows, classes, layers = [], {}, {}
     for index, name in enumerate(names):
-        info: dict = {"area_fraction": fractions[name]}
+        info: dict = {"area_fraction": fractions[name], "area_fraction_ci": blocks[index].to_dict()}
         if index > 0:  # class 0 is the background / matrix: no objects
-            found = objects(mask == index, pixel_size=pixel_size)
-            rows += [{"class": name, **row} for row in found]
-            diameters = [row["equivalent_diameter_area"] for row in found]
+            rows += [{"class": name, **row} for row in found[index]]
+            diameters = [row["equivalent_diameter_area"] for row in found[index]]
             info.update(
-                objects=len(found),
-                mean_equivalent_diameter=float(np.mean(diameters)) if found else None,
+                objects=len(found[index]),
+                mean_equivalent_diameter=float(np.mean(diameters)) if diameters else None,
             )
+            info.update(_size_intervals([found[index]], statistics))
             if truth is not None:
                 result = compare_object_sizes(mask == index, truth == index)
                 info["size_error"] = {k: v for k, v in result.items() if k != "errors"}
         if name in thickness:
-            samples = layer_thickness(mask == index, pixel_size=pixel_size)
+            samples, where = thickness_samples(mask == index, pixel_size=pixel_size)
+            layers[name] = samples
+            interval = ms.thickness_between_blocks(
+                samples, where, confidence=statistics["confidence"], pixel_size=pixel_size
+            )
             info["thickness"] = {
                 "mean": float(samples.mean()) if samples.size else None,
                 "std": float(samples.std()) if samples.size else None,
                 "samples": int(samples.size),
+                "interval": interval.to_dict(),
             }
             if truth is not None:
                 info["thickness_error"] = compare_thickness(
                     mask == index, truth == index, pixel_size=pixel_size
                 )
         classes[name] = info
-    return rows, classes
+    return rows, classes, layers
 
 
-def _summary_rows(images: dict) -> list[dict]:
+def _all_images(images: dict, all_rows: list[dict], statistics: dict) -> dict:
+    """Per class, over all measured images: area fraction (t-interval between images; one
+    image: its blocks), sizes (hierarchical bootstrap), thickness (between images' means)."""
+    from micronet_tf.measurement_statistics import between_images
+
+    names = list(dict.fromkeys(name for classes in images.values() for name in classes))
+    level = statistics["confidence"]
+    by_image_class: dict[tuple, list[dict]] = {}
+    for row in all_rows:
+        by_image_class.setdefault((row["image"], row["class"]), []).append(row)
+    overall = {}
+    for name in names:
+        # A class beyond an image's largest index (auto-named classes) covers none of it.
+        fractions = [classes.get(name, {}).get("area_fraction", 0.0) for classes in images.values()]
+        single = next(iter(images.values())).get(name, {}) if len(images) == 1 else {}
+        cells: dict = {
+            "area_fraction": float(np.mean(fractions)),
+            "area_fraction_ci": single.get("area_fraction_ci")
+            or between_images(
+                fractions, confidence=level, what="area fractions", bounds=(0.0, 1.0)
+            ).to_dict(),
+        }
+        if any("objects" in classes.get(name, {}) for classes in images.values()):
+            groups = [by_image_class.get((image, name), []) for image in images]
+            cells["objects"] = sum(len(g) for g in groups)
+            cells.update(_size_intervals(groups, statistics))
+        means = [
+            c[name]["thickness"]["mean"]
+            for c in images.values()
+            if name in c and "thickness" in c[name] and c[name]["thickness"]["mean"] is not None
+        ]
+        if any(name in c and "thickness" in c[name] for c in images.values()):
+            cells["thickness"] = {
+                "images": len(means),
+                "interval": single.get("thickness", {}).get("interval")
+                or between_images(
+                    means, confidence=level, what="mean thicknesses", bounds=(0.0, math.inf)
+                ).to_dict(),
+            }
+        overall[name] = cells
+    return overall
+
+
+def _interval_columns(prefix: str, interval: dict | None) -> dict:
+    interval = interval or {}
+    return {
+        prefix: interval.get("estimate"),
+        f"{prefix}_ci_low": interval.get("low"),
+        f"{prefix}_ci_high": interval.get("high"),
+    }
+
+
+def _summary_rows(images: dict, overall: dict, level: float) -> list[dict]:
+    """summary.csv: one row per image and class, then one ``ALL`` row per class (over all
+    images); every interval as ``<column>_ci_low`` / ``<column>_ci_high``."""
     rows = []
-    for image, classes in images.items():
+    for image, classes in [*images.items(), ("ALL", overall)]:
         for name, info in classes.items():
+            fraction = info.get("area_fraction_ci") or {}
             row = {
                 "image": image,
                 "class": name,
+                **_interval_columns("area_fraction", fraction),
                 "area_fraction": info["area_fraction"],
+                "area_fraction_ci_method": fraction.get("method"),
                 "objects": info.get("objects"),
-                "mean_equivalent_diameter": info.get("mean_equivalent_diameter"),
             }
+            for key in ("equivalent_diameter", "area"):
+                for statistic in ("mean", "median"):
+                    interval = info.get(key, {}).get(statistic)
+                    row.update(_interval_columns(f"{statistic}_{key}", interval))
             for key in ("matched", "missed", "mean_percent_error", "std_percent_error"):
                 row[f"size_{key}"] = info.get("size_error", {}).get(key)
-            row["thickness_mean"] = info.get("thickness", {}).get("mean")
+            row.update(
+                _interval_columns("thickness_mean", info.get("thickness", {}).get("interval"))
+            )
             row["thickness_percent_error"] = info.get("thickness_error", {}).get("percent_error")
+            row["ci_level"] = level
             rows.append(row)
     return rows
 
@@ -331,19 +415,41 @@ def measure_files(
     unit: str = "px",
     thickness: Sequence[str] = (),
     force: bool = False,
+    confidence: float = 0.95,
+    bootstrap: int = 2000,
+    seed: int = 0,
+    block_size: int | None = None,
+    report: bool = True,
 ) -> dict[str, str]:
     """Per image: ``<name>_objects.csv`` (one row per object, with its class) and a size
     histogram per class; for all: ``summary.json`` / ``summary.csv`` (area fractions, object
-    counts, with ``truth_dir`` the size errors, for ``thickness`` classes the layer thickness
-    and its error) and ``sizes_<class>.png`` over every image. Masks: class-index images, or
-    the benchmark's Super colour masks. Returns ``{mask: error}`` for the files that failed.
-    Files in ``out_dir`` that an earlier ``measure`` did not write are never replaced (unless
-    ``force``), and when every mask fails no summary replaces an earlier one."""
+    counts, sizes, with ``truth_dir`` the size errors, for ``thickness`` classes the layer
+    thickness and its error) and ``sizes_<class>.png`` over every image. Every measurement
+    comes with a ``confidence`` interval (:mod:`micronet_tf.measurement_statistics`): area
+    fractions between images (one image: between blocks of ``block_size`` px, default from
+    the object sizes), sizes by a ``bootstrap`` with that many resamples (``seed``),
+    thickness between blocks along the layer or between images. With ``report``: a panel
+    ``<name>_report.png`` per image, ``summary.png`` and ``report.html``
+    (:mod:`micronet_tf.report`).
+    Masks: class-index images, or the benchmark's Super colour masks. Returns ``{mask:
+    error}`` for the files that failed. Files in ``out_dir`` that an earlier ``measure`` did
+    not write are never replaced (unless ``force``), and when every mask fails no summary
+    replaces an earlier one."""
+    from micronet_tf import measurement_statistics as ms
+    from micronet_tf import report as reporting
     from micronet_tf.measure import read_index_mask
 
+    statistics = {
+        "confidence": ms.check_confidence(confidence),
+        "bootstrap": ms.check_resamples(bootstrap, "bootstrap"),
+        "seed": int(seed),
+        "block_size": None if block_size is None else int(block_size),
+    }
+    if block_size is not None and (int(block_size) != block_size or block_size < 1):
+        raise ValueError(f"block_size={block_size}: expected a positive whole number of pixels")
     paths = expand_inputs(
         masks,
-        skip_in_folders=("_overlay",),  # predict's colour overlays
+        skip_in_folders=("_overlay", "_uncertainty"),  # predict's overlays and uncertainty maps
         skip_outputs_of="measure",
     )
     if not paths:
@@ -360,10 +466,14 @@ def measure_files(
     outputs = _Outputs(
         [*paths, *(truth_root.iterdir() if truth_root else ())], out, "measure", force
     )
-    outputs.claim([out / "summary.json", out / "summary.csv"], Path("summary"))
+    summaries = [out / "summary.json", out / "summary.csv"]
+    summaries += [out / "summary.png", out / "report.html"] if report else []
+    outputs.claim(summaries, Path("summary"))
     unit_name = unit if pixel_size else "px"
     images: dict[str, dict] = {}
     all_rows: list[dict] = []
+    panels: dict[str, Path] = {}
+    notes: dict[str, list[str]] = {}
 
     def work(path: Path) -> str:
         mask = read_index_mask(path)
@@ -383,34 +493,85 @@ def measure_files(
                     f"true mask is {truth.shape[1]}x{truth.shape[0]}, this one "
                     f"{mask.shape[1]}x{mask.shape[0]}"
                 )
-        rows, classes = _measure_one(mask, truth, names, thickness, pixel_size)
+        rows, classes, layers = _measure_one(mask, truth, names, thickness, pixel_size, statistics)
         targets = [out / f"{path.stem}_objects.csv"]
         drawn = [n for n in names[1:] if any(r["class"] == n for r in rows)]
         targets += [out / f"{path.stem}_{name}_sizes.png" for name in drawn]
+        targets += [out / f"{path.stem}_report.png"] if report else []
         outputs.claim(targets, path)
         _write_csv(targets[0], rows)
         for name, target in zip(drawn, targets[1:]):
             values = np.array([r["equivalent_diameter_area"] for r in rows if r["class"] == name])
-            _histogram(values, f"{path.stem}: {name}", unit_name, target)
+            intervals = classes[name]["equivalent_diameter"]
+            reporting.write_size_histogram(
+                target, values, intervals, f"{path.stem}: {name}", unit_name
+            )
+        if report:
+            notes[path.name] = reporting.write_image_panel(
+                targets[-1], path, mask, names, rows, classes, unit_name, layers
+            )
+            panels[path.name] = targets[-1]
         outputs.record(*targets)
         images[path.name] = classes
         all_rows.extend({"image": path.name, **row} for row in rows)
-        return ", ".join(
+        counts = ", ".join(
             f"{n}: {c['objects']} objects" for n, c in classes.items() if "objects" in c
         )
+        fractions = ", ".join(
+            f"{n} {reporting.format_interval(c['area_fraction_ci'], percent=True)}"
+            for n, c in classes.items()
+        )
+        return f"{counts + '; ' if counts else ''}area fractions {fractions}"
 
     failures = _run_each(paths, work)
     if not images:  # nothing measured: keep whatever summary the folder had
         return failures
+    overall = _all_images(images, all_rows, statistics)
+    sizes = {}
     for name in dict.fromkeys(row["class"] for row in all_rows):
-        values = np.array([r["equivalent_diameter_area"] for r in all_rows if r["class"] == name])
+        sizes[name] = np.array(
+            [r["equivalent_diameter_area"] for r in all_rows if r["class"] == name]
+        )
         target = out / f"sizes_{name}.png"
         outputs.claim([target], Path("summary"))
-        _histogram(values, f"{name}: {len(images)} image(s)", unit_name, target)
+        reporting.write_size_histogram(
+            target,
+            sizes[name],
+            overall[name]["equivalent_diameter"],
+            f"{name}: {len(images)} image(s)",
+            unit_name,
+        )
         outputs.record(target)
-    summary = {"pixel_size": pixel_size, "unit": unit_name, "images": images, "failed": failures}
+    summary = {
+        "pixel_size": pixel_size,
+        "unit": unit_name,
+        "statistics": {**statistics, "notes": ms.METHODS},
+        "all_images": overall,
+        "images": images,
+        "failed": failures,
+    }
     with atomic_output_path(out / "summary.json") as temporary:
         temporary.write_text(json.dumps(summary, indent=2))
-    _write_csv(out / "summary.csv", _summary_rows(images))
-    outputs.record(out / "summary.json", out / "summary.csv")
+    _write_csv(out / "summary.csv", _summary_rows(images, overall, statistics["confidence"]))
+    if report:
+        names = list(overall)
+        reporting.write_summary_figure(
+            out / "summary.png", names, overall, images, sizes, unit_name
+        )
+        reporting.write_html(
+            out / "report.html", summary, images, panels, out / "summary.png", notes
+        )
+    outputs.record(*summaries)
+    for name, cells in overall.items():
+        print(
+            f"all {len(images)} image(s), {name}: area fraction "
+            f"{reporting.format_interval(cells['area_fraction_ci'], percent=True)}"
+            + (
+                f"; mean diameter {reporting.format_interval(cells['equivalent_diameter']['mean'])}"
+                f" {unit_name}"
+                if cells.get("objects")
+                else ""
+            ),
+            flush=True,
+        )
     return failures

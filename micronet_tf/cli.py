@@ -436,6 +436,10 @@ def _cmd_measure(args: argparse.Namespace) -> None:
             unit=args.unit,
             thickness=args.thickness or (),
             force=args.force,
+            confidence=args.confidence,
+            bootstrap=args.bootstrap,
+            block_size=args.block_size,
+            report=args.report,
         )
     )
 
@@ -879,6 +883,32 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--classes", nargs="+", help="class names, index 0 first")
     measure.add_argument("--pixel-size", type=float, help="physical size of one pixel")
     measure.add_argument("--unit", default="um", help="unit of --pixel-size")
+    measure.add_argument(
+        "--confidence",
+        type=float,
+        default=0.95,
+        help="level of every interval, between 0 and 1 (default 0.95)",
+    )
+    measure.add_argument(
+        "--bootstrap",
+        type=int,
+        default=2000,
+        metavar="RESAMPLES",
+        help="bootstrap resamples for the size intervals (default 2000, at least 100)",
+    )
+    measure.add_argument(
+        "--block-size",
+        type=int,
+        metavar="PX",
+        help="side of the blocks whose area fractions give one image's interval (default: "
+        "128 px or twice the largest median object diameter, whichever is larger)",
+    )
+    measure.add_argument(
+        "--no-report",
+        dest="report",
+        action="store_false",
+        help="skip the per-image panels, summary.png and report.html",
+    )
     measure.add_argument(
         "--force", action="store_true", help="replace files in --out that measure did not write"
     )

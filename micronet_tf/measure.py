@@ -90,13 +90,23 @@ def layer_thickness(
     """Local thickness along a layer (the paper's oxide method): closing, opening, removal of
     holes and objects up to ``min_size`` px², then twice the medial-axis distance at every
     skeleton pixel. Returns those thickness samples (physical with ``pixel_size``)."""
+    return thickness_samples(mask, pixel_size=pixel_size, min_size=min_size)[0]
+
+
+def thickness_samples(
+    mask: np.ndarray, *, pixel_size: float | None = None, min_size: int = 1000
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`layer_thickness`'s samples and where they lie: ``(thickness, coordinates)``, the
+    latter an Nx2 array of (row, col) skeleton pixels, in the same order. The positions let
+    an interval use blocks along the layer (neighbouring samples are strongly correlated)."""
     mask = _check_mask(mask, "mask").astype(bool)
     cleaned = morphology.opening(morphology.closing(mask))
     cleaned = morphology.remove_small_holes(cleaned, max_size=min_size)
     cleaned = morphology.remove_small_objects(cleaned, max_size=min_size)
     # rng fixed: medial_axis breaks ties at random, which would make equal masks differ.
     skeleton, distance = morphology.medial_axis(cleaned, return_distance=True, rng=0)
-    return 2.0 * distance[skeleton] * (1.0 if pixel_size is None else float(pixel_size))
+    scale = 1.0 if pixel_size is None else float(pixel_size)
+    return 2.0 * distance[skeleton] * scale, np.argwhere(skeleton)
 
 
 def compare_object_sizes(predicted: np.ndarray, truth: np.ndarray) -> dict:

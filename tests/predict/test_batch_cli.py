@@ -97,7 +97,9 @@ def test_predict_then_measure(tmp_path: Path, benchmark_data: Path) -> None:
     assert abs(sum(c["area_fraction"] for c in image.values()) - 1) < 1e-9
     assert "size_error" in image["secondary"] and summary["unit"] == "um"
     with open(report / "summary.csv", newline="") as handle:
-        assert len(list(csv.DictReader(handle))) == 3
+        rows = list(csv.DictReader(handle))
+    assert [r["image"] for r in rows] == ["spot2_0d_0_mask.png"] * 3 + ["ALL"] * 3
+    assert (report / "report.html").is_file() and (report / "spot2_0d_0_mask_report.png").is_file()
 
 
 def test_measure_truth_against_itself(tmp_path: Path, benchmark_data: Path) -> None:
