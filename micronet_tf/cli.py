@@ -175,6 +175,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
         deterministic=args.deterministic,
         mixed_precision=args.mixed_precision,
         jit_compile=args.jit_compile,
+        normalization=args.normalization,
     )
     if args.dataset is not None:
         result = train_on_benchmark(args.dataset, args.architecture, args.encoder, **common)
@@ -209,6 +210,28 @@ def _add_compute_flags(parser: argparse.ArgumentParser) -> None:
         "bfloat16-capable CPUs); default: as the model is (float32)",
     )
     parser.add_argument("--jit-compile", action="store_true", help="compile the model with XLA")
+
+
+def _normalization_argument(value: str) -> str:
+    """--normalization dtype|percentile|percentile:LOW,HIGH, checked when the line is parsed."""
+    from micronet_tf.intensity import Normalization
+
+    try:
+        return str(Normalization.parse(value))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).replace("normalization=", "")) from None
+
+
+def _add_normalization_flag(parser: argparse.ArgumentParser, default_help: str) -> None:
+    parser.add_argument(
+        "--normalization",
+        type=_normalization_argument,
+        default=None,
+        metavar="dtype|percentile[:LOW,HIGH]",
+        help="how raw intensities become [0, 1]: by the dtype's range (8-bit / 255, 16-bit / "
+        "65535; the paper's) or by each image's percentiles (percentile = 0.1,99.9; for "
+        f"12-bit data in 16-bit files or dim exposures); {default_help}",
+    )
 
 
 def _wait_for_workers(strategy) -> None:
@@ -675,6 +698,7 @@ def build_parser() -> argparse.ArgumentParser:
         "log.csv and weights on the same machine (slower, see the README)",
     )
     _add_compute_flags(train)
+    _add_normalization_flag(train, "default: dtype (with --init: the model's); stored in the model")
     train.add_argument(
         "--checkpoint-every",
         default="5min",

@@ -29,22 +29,66 @@ class GroupedConv2D(keras.layers.Conv2D):
         )
 
 
+def percentile_bounds(images, low: float, high: float):
+    """Per image of a B x H x W x C batch: its ``low`` and ``high`` percentiles (0-100) over
+    every pixel and channel, by the inverted CDF as :mod:`micronet_tf.intensity` takes them
+    (one sorted element each: ``sorted[ceil(q / 100 * n) - 1]``). Returns two B x 1 x 1 x 1
+    tensors."""
+    ops = keras.ops
+    flat = ops.sort(ops.reshape(ops.cast(images, "float32"), (ops.shape(images)[0], -1)), axis=1)
+    count = ops.shape(flat)[1]
+
+    def at(percent: float):
+        index = ops.ceil(ops.cast(count, "float64") * (percent / 100.0)) - 1.0
+        index = ops.clip(ops.cast(index, "int32"), 0, count - 1)
+        return ops.reshape(ops.take(flat, index, axis=1), (-1, 1, 1, 1))
+
+    return at(low), at(high)
+
+
+def scale_to_unit_range(images, normalization: dict, maximum: float):
+    """Raw intensities -> [0, 1] by ``normalization`` (a
+    :meth:`~micronet_tf.intensity.Normalization.to_config` dict): ``/ maximum`` (the input
+    dtype's range) for ``"dtype"``, the image's percentiles (clipped) for ``"percentile"``."""
+    ops = keras.ops
+    x = ops.cast(images, "float32")
+    if normalization.get("kind", "dtype") == "dtype":
+        return x / maximum
+    low, high = percentile_bounds(x, normalization["low"], normalization["high"])
+    spread = high - low
+    scaled = ops.clip((x - low) / ops.where(spread > 0, spread, 1.0), 0.0, 1.0)
+    return ops.where(spread > 0, scaled, ops.zeros_like(scaled))
+
+
 @keras.saving.register_keras_serializable(package="micronet_tf")
 class RawImageNormalization(keras.layers.Layer):
-    """Raw 0-255 RGB (any numeric dtype) -> ``(x / 255 - mean) / std`` with ImageNet statistics,
-    as constants in the graph (exported models then take 8-bit images directly)."""
+    """Raw RGB (any numeric dtype) -> [0, 1] by ``normalization`` (``"dtype"``: ``/ maximum``,
+    255 for 8-bit inputs; ``"percentile"``: each image's own percentiles) -> ImageNet's
+    ``(x - mean) / std``, in the graph (exported models then take raw images directly)."""
+
+    def __init__(self, normalization: dict | None = None, maximum: float = 255.0, **kwargs):
+        super().__init__(**kwargs)
+        self.normalization = dict(normalization or {"kind": "dtype"})
+        self.maximum = float(maximum)
 
     def call(self, inputs):
         from micronet_tf.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
-        x = keras.ops.cast(inputs, "float32")
-        return (x - IMAGENET_MEAN * 255.0) / (IMAGENET_STD * 255.0)
+        x = scale_to_unit_range(inputs, self.normalization, self.maximum)
+        return (x - IMAGENET_MEAN) / IMAGENET_STD
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def compute_output_spec(self, inputs):
         return keras.KerasTensor(inputs.shape, dtype="float32")
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "normalization": self.normalization,
+            "maximum": self.maximum,
+        }
 
 
 @keras.saving.register_keras_serializable(package="micronet_tf")

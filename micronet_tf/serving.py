@@ -1,13 +1,14 @@
 """TensorFlow SavedModel export for TF Serving, TensorFlow Java and the viewers that run
 SavedModel bundles: raw images in, class probabilities and the class-index mask out.
 
-The ``serving_default`` signature takes a uint8 batch ``images`` (B x H x W x C, any H and W,
-C = 1 or 3; ``serving_uint16`` the same in 16 bit), scales it by its dtype's range and
-normalises it with ImageNet's mean / std as training did, pads it by reflection at the bottom
-and right to the model's size rule, runs the model, turns its logits into probabilities and
-crops back: ``probabilities`` (B x H x W x classes, float32) and ``mask`` (B x H x W, uint8:
-argmax, or probability > 0.5 for one channel) -- :func:`micronet_tf.predict` on one tile with
-no overlap, in a graph that needs no micronet-tf to load.
+The ``serving_default`` signature takes a uint8 batch ``images`` (B x H x W x C, any H and W, C
+= 1 or 3; ``serving_uint16`` the same in 16 bit), scales it to [0, 1] as training did (by its
+dtype's range, or by each image's percentiles for a model trained with
+``normalization="percentile"``), normalises it with ImageNet's mean / std, pads it by reflection
+at the bottom and right to the model's size rule, runs the model, turns its logits into
+probabilities and crops back: ``probabilities`` (B x H x W x classes, float32) and ``mask`` (B x
+H x W, uint8: argmax, or probability > 0.5 for one channel) -- :func:`micronet_tf.predict` on
+one tile with no overlap, in a graph that needs no micronet-tf to load.
 """
 
 from __future__ import annotations
@@ -37,9 +38,13 @@ def _reflect_pad(images: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.T
 
 
 def _serving_function(model: keras.Model, dtype: tf.DType):
+    from micronet_tf.layers import scale_to_unit_range
+    from micronet_tf.models import input_normalization
+
     multiple, minimum = input_rule(model)
     activation = _keras_activation(model, "auto")
     scale = float(dtype.max)
+    normalization = input_normalization(model).to_config()
     mean = tf.constant(IMAGENET_MEAN, tf.float32)
     std = tf.constant(IMAGENET_STD, tf.float32)
 
@@ -49,7 +54,7 @@ def _serving_function(model: keras.Model, dtype: tf.DType):
         rgb = tf.cond(
             shape[3] == 1, lambda: tf.tile(images[..., :1], [1, 1, 1, 3]), lambda: images[..., :3]
         )
-        x = (tf.cast(rgb, tf.float32) / scale - mean) / std
+        x = (scale_to_unit_range(rgb, normalization, scale) - mean) / std
 
         def padded(side):
             return tf.maximum((side + multiple - 1) // multiple * multiple, minimum)

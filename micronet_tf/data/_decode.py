@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from micronet_tf import intensity
 from micronet_tf.preprocessing import read_image, to_float_rgb
 
 Colour = tuple[int, int, int]
@@ -37,13 +38,17 @@ def to_uint8_rgb(image: np.ndarray) -> np.ndarray:
     array = np.asarray(image)
     if array.dtype == np.uint8 and array.ndim == 3 and array.shape[-1] == 3:
         return array
-    return np.round(to_float_rgb(array) * 255.0).astype(np.uint8)
+    return intensity.to_uint8_rgb(array)
 
 
-def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Read a micrograph as HxWx3 uint8 (grey, RGB, RGBA; 8 or 16 bit; TIFF, PNG, JPEG)."""
+def read_rgb(path: str | os.PathLike, keep_16bit: bool = False) -> np.ndarray:
+    """Read a micrograph as HxWx3 uint8 (grey, RGB, RGBA; 8 or 16 bit; TIFF, PNG, JPEG), or,
+    with ``keep_16bit``, integer images deeper than 8 bit as HxWx3 uint16 (scaled by their
+    dtype's range), so that a percentile normalisation later sees every grey level."""
     image = read_image(path)
     try:
+        if keep_16bit and np.issubdtype(image.dtype, np.integer) and image.dtype.itemsize > 1:
+            return np.round(to_float_rgb(image) * 65535.0).astype(np.uint16)
         return to_uint8_rgb(image)
     except ValueError as error:
         raise ValueError(f"image {os.fspath(path)!r}: {error}") from error

@@ -46,7 +46,7 @@ def load_folder_pairs(
         )
     examples = []
     for image_name, mask_name in pairing.pairs:
-        image = _decode.read_rgb(images_dir / image_name)
+        image = _decode.read_rgb(images_dir / image_name, keep_16bit=True)
         raw = read_image(masks_dir / mask_name)
         if mask_format == "rgb":
             mask = _decode.colour_mask_to_index(raw, list(classes.values()), mask_name)
@@ -124,17 +124,31 @@ def hold_out_strip(examples: Sequence[dict], fraction: float) -> tuple[list[dict
 
 
 def dataset_from_examples(examples: Sequence[dict]):
-    """In-memory examples -> a ``tf.data.Dataset`` of the TFDS-like element dicts."""
+    """In-memory examples -> a ``tf.data.Dataset`` of the TFDS-like element dicts; its images
+    are uint16 when any example's is (8-bit ones scaled by 257), else uint8."""
     import tensorflow as tf
 
+    deep = any(e["image"].dtype == np.uint16 for e in examples)
     signature = {
-        "image": tf.TensorSpec((None, None, 3), tf.uint8),
+        "image": tf.TensorSpec((None, None, 3), tf.uint16 if deep else tf.uint8),
         "segmentation_mask": tf.TensorSpec((None, None, 1), tf.uint8),
         "image/filename": tf.TensorSpec((), tf.string),
     }
-    keys = tuple(signature)
+
+    def image(example: dict) -> np.ndarray:
+        array = example["image"]
+        return array.astype(np.uint16) * 257 if deep and array.dtype == np.uint8 else array
+
     dataset = tf.data.Dataset.from_generator(
-        lambda: ({k: e[k] for k in keys} for e in examples), output_signature=signature
+        lambda: (
+            {
+                "image": image(e),
+                "segmentation_mask": e["segmentation_mask"],
+                "image/filename": e["image/filename"],
+            }
+            for e in examples
+        ),
+        output_signature=signature,
     )
     return dataset.apply(tf.data.experimental.assert_cardinality(len(examples)))
 

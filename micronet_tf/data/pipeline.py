@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from micronet_tf.data.augment import crop_only, paper_augmentation
+from micronet_tf.intensity import Normalization, to_uint8_rgb
 from micronet_tf.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 _SEED_RANGE = 2**31 - 1
@@ -47,39 +49,67 @@ class _ThreadLocalAugmenter:
         return np.ascontiguousarray(image, np.uint8), np.ascontiguousarray(mask, np.uint8)
 
 
-def _as_pair(*element):
-    """TFDS / :func:`segmentation_dataset_from_folders` dicts or (image, mask) -> (image, mask)."""
-    if len(element) == 1 and isinstance(element[0], dict):
-        image, mask = element[0]["image"], element[0]["segmentation_mask"]
-    elif len(element) == 2:
-        image, mask = element
-    else:
-        raise ValueError(
-            "expected dataset elements {'image', 'segmentation_mask', ...} or "
-            f"(image, mask) pairs, got {len(element)} components"
-        )
-    if image.dtype != tf.uint8:  # 16-bit / float input: scaled by its range, like TFDS does
-        image = tf.image.convert_image_dtype(image, tf.uint8, saturate=True)
-    if image.shape.rank == 3 and image.shape[-1] == 1:
-        image = tf.image.grayscale_to_rgb(image)
-    if mask.shape.rank == 2:
-        mask = mask[..., None]
-    return image, tf.cast(mask, tf.uint8)
+def _pair_reader(normalization: Normalization) -> Callable:
+    """Element -> (uint8 HxWx3 image scaled by ``normalization``, uint8 HxWx1 class mask).
+
+    Elements: TFDS / :func:`segmentation_dataset_from_folders` dicts or (image, mask) pairs; the
+    images may be 8- or 16-bit (folders keep 16-bit files' precision until here)."""
+
+    def stretch(image):
+        return to_uint8_rgb(image, normalization)
+
+    def read(*element):
+        if len(element) == 1 and isinstance(element[0], dict):
+            image, mask = element[0]["image"], element[0]["segmentation_mask"]
+        elif len(element) == 2:
+            image, mask = element
+        else:
+            raise ValueError(
+                "expected dataset elements {'image', 'segmentation_mask', ...} or "
+                f"(image, mask) pairs, got {len(element)} components"
+            )
+        if image.shape.rank == 3 and image.shape[-1] == 1:
+            image = tf.image.grayscale_to_rgb(image)
+        if normalization.kind == "percentile":  # the same NumPy code as predict's
+            height, width = tf.shape(image)[0], tf.shape(image)[1]
+            image = tf.numpy_function(stretch, [image], tf.uint8, stateful=False)
+            image = tf.reshape(image, (height, width, 3))
+        elif image.dtype != tf.uint8:  # 16-bit / float input: scaled by its range
+            image = tf.image.convert_image_dtype(image, tf.uint8, saturate=True)
+        if mask.shape.rank == 2:
+            mask = mask[..., None]
+        return image, tf.cast(mask, tf.uint8)
+
+    return read
 
 
-def _normalizer(normalization: str | tuple | None) -> Callable[[tf.Tensor], tf.Tensor]:
-    if normalization is None:
+def _standardizer(standardization: str | tuple | None) -> Callable[[tf.Tensor], tf.Tensor]:
+    if standardization is None:
         return lambda image: tf.cast(image, tf.float32) / 255.0
-    if normalization == "imagenet":
+    if isinstance(standardization, str) and standardization == "imagenet":
         mean, std = IMAGENET_MEAN, IMAGENET_STD
-    elif isinstance(normalization, tuple) and len(normalization) == 2:
-        mean, std = (np.asarray(v, np.float32) for v in normalization)
+    elif isinstance(standardization, tuple) and len(standardization) == 2:
+        mean, std = (np.asarray(v, np.float32) for v in standardization)
     else:
         raise ValueError(
-            f"normalization={normalization!r}: expected 'imagenet', None or a (mean, std) pair"
+            f"standardization={standardization!r}: expected 'imagenet', None or a (mean, std) pair"
         )
     mean, std = tf.constant(mean, tf.float32), tf.constant(std, tf.float32)
     return lambda image: (tf.cast(image, tf.float32) / 255.0 - mean) / std
+
+
+def _split_normalization(normalization, standardization):
+    """Before 0.2, ``normalization=`` took what ``standardization=`` takes now."""
+    if isinstance(normalization, tuple) or normalization == "imagenet":
+        warnings.warn(
+            f"make_segmentation_pipeline(normalization={normalization!r}) is deprecated: "
+            "normalization= now names the intensity scaling ('dtype' or 'percentile'); pass "
+            "the mean / std as standardization=",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return Normalization(), normalization
+    return Normalization.parse(normalization), standardization
 
 
 def _targeter(classes: int | Sequence[int]) -> Callable[[tf.Tensor], tf.Tensor]:
@@ -119,7 +149,7 @@ def make_segmentation_pipeline(
     crop: int | None = 512,
     batch_size: int = 8,
     augment: str | Callable | None = "paper",
-    normalization: str | tuple | None = "imagenet",
+    normalization: Normalization | str | None = "dtype",
     *,
     classes: int | Sequence[int],
     keep_orientation: bool = False,
@@ -129,6 +159,7 @@ def make_segmentation_pipeline(
     size_multiple: int = 32,
     cache: bool = True,
     return_info: bool = False,
+    standardization: str | tuple | None = "imagenet",
 ) -> tf.data.Dataset:
     """Batches of ``(image, target)`` for training, ``(image, target, weight)`` for evaluation.
 
@@ -141,12 +172,18 @@ def make_segmentation_pipeline(
     multiple of ``size_multiple``; ``weight`` is 1 on real pixels and 0 on padding (Keras uses
     it as ``sample_weight``), and ``return_info=True`` replaces it by ``{"height", "width"}``
     for cropping predictions back (``prediction[:height, :width]``).
+
+    ``normalization``: how raw intensities become [0, 1] (:mod:`micronet_tf.intensity`:
+    ``"dtype"``, the default, or ``"percentile"`` / ``"percentile:0.1,99.9"``, per whole image
+    before any crop); ``standardization``: then ImageNet's mean / std (``"imagenet"``), a
+    ``(mean, std)`` pair, or None (the [0, 1] values as they are).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: expected >= 1")
-    normalize, targets = _normalizer(normalization), _targeter(classes)
+    normalization, standardization = _split_normalization(normalization, standardization)
+    normalize, targets = _standardizer(standardization), _targeter(classes)
     autotune = tf.data.AUTOTUNE
-    ds = ds.map(_as_pair, num_parallel_calls=autotune)
+    ds = ds.map(_pair_reader(normalization), num_parallel_calls=autotune)
     if cache:
         ds = ds.cache()
     if training if shuffle is None else shuffle:

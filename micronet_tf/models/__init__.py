@@ -29,9 +29,11 @@ __all__ = [
     "architecture_spec",
     "class_names",
     "create_segmentation_model",
+    "input_normalization",
     "list_architectures",
     "load_torch_weights",
     "model_info",
+    "set_input_normalization",
     "set_training_labels",
     "training_labels",
 ]
@@ -165,6 +167,27 @@ def training_labels(model: keras.Model) -> dict | None:
 def set_training_labels(model: keras.Model, record: dict) -> None:
     """Store ``record`` (``SegmentationTask.labels_record()``) in the model (saved with it)."""
     _output_layer(model).model_info["labels"] = dict(record)
+
+
+def input_normalization(model: keras.Model):
+    """The :class:`~micronet_tf.intensity.Normalization` the model was trained with
+    (``"dtype"`` for models that record none, as before it was recorded)."""
+    from micronet_tf.intensity import Normalization
+
+    try:
+        layer = _output_layer(model)
+    except ValueError:
+        return Normalization()
+    return Normalization.parse(layer.model_info.get("normalization"))
+
+
+def set_input_normalization(model: keras.Model, normalization) -> None:
+    """Store the intensity normalisation (``"dtype"``, ``"percentile"``, ...) in the model."""
+    from micronet_tf.intensity import Normalization
+
+    _output_layer(model).model_info["normalization"] = Normalization.parse(
+        normalization
+    ).to_config()
 
 
 def load_torch_weights(model: keras.Model, checkpoint):

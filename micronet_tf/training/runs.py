@@ -46,7 +46,10 @@ RUN_IDENTITY = (
     "patience",
     "data_sha256",
     "init",
+    "normalization",
 )
+# What a key of RUN_IDENTITY meant in run folders written before it was recorded.
+_IDENTITY_DEFAULTS = {"normalization": "dtype"}
 # Files a run writes into its folder (what force=True removes).
 RUN_FILES = (
     RUN_CONFIG,
@@ -138,9 +141,9 @@ def prepare_run_folder(out_dir: Path, config: dict, *, force: bool = False) -> N
             "run in this folder, or a new --out"
         ) from None
     differences = [
-        f"{key}: {previous.get(key)!r} there, {config.get(key)!r} now"
+        f"{key}: {previous.get(key, _IDENTITY_DEFAULTS.get(key))!r} there, {config.get(key)!r} now"
         for key in RUN_IDENTITY
-        if previous.get(key) != config.get(key)
+        if previous.get(key, _IDENTITY_DEFAULTS.get(key)) != config.get(key)
     ]
     if differences:
         raise RunFolderError(
@@ -305,7 +308,12 @@ def _fine_tune_builder(
     """A builder that starts from the model in ``init``: as it is for the same classes, with a
     new head (all else kept) for other ones; announces which in one line."""
     from micronet_tf import load_model
-    from micronet_tf.models import class_names, create_segmentation_model, model_info
+    from micronet_tf.models import (
+        class_names,
+        create_segmentation_model,
+        input_normalization,
+        model_info,
+    )
 
     loaded = load_model(init, compile=False)
     try:
@@ -334,6 +342,7 @@ def _fine_tune_builder(
             flush=True,
         )
     weights = {layer.name: layer.get_weights() for layer in loaded.layers}
+    normalization = input_normalization(loaded)
     del loaded
 
     def build() -> keras.Model:
@@ -350,7 +359,7 @@ def _fine_tune_builder(
                 layer.set_weights(weights[layer.name])
         return model
 
-    return build, info["architecture"], info["encoder"]
+    return build, info["architecture"], info["encoder"], normalization
 
 
 def training_pipelines(
@@ -362,9 +371,11 @@ def training_pipelines(
     seed: int,
     strategy: tf.distribute.Strategy | None = None,
     deterministic: bool = False,
+    normalization=None,
 ):
     """``(train_ds, val_ds, samples per epoch, batch size)`` as :func:`train_run` feeds them
-    (``deterministic``: augmented crops in a fixed order)."""
+    (``deterministic``: augmented crops in a fixed order; ``normalization``: intensity
+    scaling, :mod:`micronet_tf.intensity`)."""
     from micronet_tf.data import make_segmentation_pipeline
     from micronet_tf.training.distribute import is_multiworker
 
@@ -380,9 +391,14 @@ def training_pipelines(
         keep_orientation=task.keep_orientation,
         seed=seed,
         deterministic=deterministic,
+        normalization=normalization,
     )
     val_ds = make_segmentation_pipeline(
-        data.validation, training=False, batch_size=1, classes=task.targets
+        data.validation,
+        training=False,
+        batch_size=1,
+        classes=task.targets,
+        normalization=normalization,
     ).map(lambda x, y, w: (x, y))
     if strategy is not None and is_multiworker(strategy):
         workers = strategy.extended._num_workers
@@ -426,14 +442,21 @@ def train_run(
     deterministic: bool = False,
     mixed_precision: str | None = None,
     jit_compile: bool = False,
+    normalization: str | None = None,
 ) -> TrainingResult:
     """The paper's recipe on ``data`` (see :func:`train_on_benchmark` for the arguments);
     ``init``: fine-tune a trained ``.keras`` model (a new head when the classes differ)."""
     from micronet_tf.compute import dtype_policy
-    from micronet_tf.models import create_segmentation_model, set_training_labels
+    from micronet_tf.intensity import Normalization
+    from micronet_tf.models import (
+        create_segmentation_model,
+        set_input_normalization,
+        set_training_labels,
+    )
     from micronet_tf.training.distribute import get_strategy
 
     dtype_policy(mixed_precision)  # a bad name fails before any work
+    chosen = None if normalization is None else Normalization.parse(normalization)
     strategy = get_strategy(strategy)
     task = data.task
     if init is not None:
@@ -443,7 +466,17 @@ def train_run(
                 "init= starts from a whole trained model; encoder_weights= "
                 "does not apply: pass one of them"
             )
-        build_model, architecture, encoder = _fine_tune_builder(init, task, architecture, encoder)
+        build_model, architecture, encoder, own = _fine_tune_builder(
+            init, task, architecture, encoder
+        )
+        if chosen is None:
+            chosen = own
+        elif chosen != own:
+            print(
+                f"fine-tuning {init} with normalization {chosen} (the model was trained "
+                f"with {own})",
+                flush=True,
+            )
     else:
         architecture, encoder = architecture or "Unet", encoder or "resnet50"
 
@@ -456,6 +489,7 @@ def train_run(
                 class_names=task.class_names,
             )
 
+    normalization = chosen or Normalization()
     train_ds, val_ds, count, batch = training_pipelines(
         data,
         crop=crop,
@@ -464,6 +498,7 @@ def train_run(
         seed=seed,
         strategy=strategy,
         deterministic=deterministic,
+        normalization=normalization,
     )
     data_json = json.dumps(data.record, sort_keys=True)
     config = {
@@ -482,6 +517,7 @@ def train_run(
         "deterministic": deterministic,
         "mixed_precision": mixed_precision,
         "jit_compile": jit_compile,
+        "normalization": str(normalization),
         "class_names": list(task.class_names),
         "labels": task.labels_record(),
         "data_sha256": hashlib.sha256(data_json.encode()).hexdigest(),
@@ -492,6 +528,7 @@ def train_run(
     def build() -> keras.Model:
         model = build_model()
         set_training_labels(model, task.labels_record())
+        set_input_normalization(model, normalization)
         return model
 
     return train_segmentation(
@@ -541,6 +578,7 @@ def train_on_benchmark(
     deterministic: bool = False,
     mixed_precision: str | None = None,
     jit_compile: bool = False,
+    normalization: str | None = None,
 ) -> TrainingResult:
     """The paper's recipe on a benchmark set (``micronet_segmentation/super3``, ...) or on a
     dataset folder written by ``micronet-tf dataset``.
@@ -552,6 +590,10 @@ def train_on_benchmark(
     (a finished one raises ``RunFinishedError`` unless ``epochs`` extends it).
     ``deterministic``, ``mixed_precision``, ``jit_compile``: as :func:`train_segmentation`
     (``deterministic=True`` also fixes the order of the augmented crops).
+    ``normalization``: how raw intensities become [0, 1] (``"dtype"``, the default, or
+    ``"percentile"`` / ``"percentile:0.1,99.9"``: :mod:`micronet_tf.intensity`), stored in the
+    trained model so that ``predict`` and ``evaluate`` use it too; with ``init``, the init
+    model's by default.
     """
     from micronet_tf.training.distribute import (
         gather_from_workers,
@@ -598,6 +640,7 @@ def train_on_benchmark(
         deterministic=deterministic,
         mixed_precision=mixed_precision,
         jit_compile=jit_compile,
+        normalization=normalization,
     )
 
 
@@ -630,6 +673,7 @@ def train_on_folders(
     deterministic: bool = False,
     mixed_precision: str | None = None,
     jit_compile: bool = False,
+    normalization: str | None = None,
 ) -> TrainingResult:
     """The paper's recipe on one's own labelled micrographs (one image is enough).
 
@@ -690,6 +734,7 @@ def train_on_folders(
         deterministic=deterministic,
         mixed_precision=mixed_precision,
         jit_compile=jit_compile,
+        normalization=normalization,
     )
 
 
@@ -719,6 +764,7 @@ def _evaluate(
     force: bool,
 ) -> dict:
     from micronet_tf.data import make_segmentation_pipeline
+    from micronet_tf.models import input_normalization
 
     if model.output_shape[-1] != task.model_classes:
         raise ValueError(
@@ -728,7 +774,12 @@ def _evaluate(
     names = split_ds.map(lambda element: element["image/filename"])
     filenames = [name.decode() for name in names.as_numpy_iterator()]
     eval_ds = make_segmentation_pipeline(
-        split_ds, training=False, batch_size=1, classes=task.targets, return_info=True
+        split_ds,
+        training=False,
+        batch_size=1,
+        classes=task.targets,
+        return_info=True,
+        normalization=input_normalization(model),
     )
     skip = [] if task.background_channel is None else [task.background_channel]
     with owned_output_folder(out_dir, "evaluate", force) as out_dir:
