@@ -73,17 +73,20 @@ def read_mask_record(path: str | os.PathLike) -> dict | None:
     try:
         with Image.open(path) as image:
             text = getattr(image, "text", {}).get(MASK_RECORD_KEY)
-            if text is None:
-                return None
-            record = json.loads(text)
-            if not isinstance(record, dict):
-                raise ValueError("not a JSON object")
-            return record
-    except Exception as error:  # the mask itself is read (and its errors reported) later
+    except Exception:  # not a readable image: reading the mask itself reports that
+        return None
+    if text is None:
+        return None
+    try:
+        record = json.loads(text)
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as error:
         warnings.warn(
             f"mask {str(path)!r}: ignoring its {MASK_RECORD_KEY!r} record ({error})", stacklevel=2
         )
         return None
+    return record
 
 
 def _command_outputs(folder: Path, command: str) -> set[str]:

@@ -4,6 +4,7 @@ scale and data bar travelling from ``micronet-tf predict`` through the mask to `
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import warnings
@@ -226,7 +227,7 @@ def test_units() -> None:
         "nm",
         "pm",
     ]
-    with pytest.raises(ValueError, match="unit 'furlong': expected a length unit"):
+    with pytest.raises(ValueError, match="unit='furlong': expected a length unit"):
         normalize_unit("furlong")
     assert convert_length(1, "µm", "nm") == pytest.approx(1000)
     assert convert_length(5, "Å", "nm") == pytest.approx(0.5)
@@ -240,3 +241,122 @@ def test_units() -> None:
     for bad in (0, -1, float("nan"), "1", True):
         with pytest.raises(ValueError, match="expected a positive number"):
             PixelSize(bad, 1, "nm", "t")
+
+
+def test_scale_and_bar_travel_from_predict_to_measure(
+    tmp_path: Path, benchmark_data: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """An FEI-style TIFF with a data bar, through ``micronet-tf predict`` and ``measure``: the
+    bar is left out of the mask (its height from the metadata), the pixel size travels in the
+    mask, measure reports nanometres and names the source; ``--pixel-size`` overrides both."""
+    from PIL import ImageDraw
+
+    from micronet_tf.cli import main
+    from micronet_tf.data._benchmark import resolve_pointer
+    from micronet_tf.models import create_segmentation_model
+    from micronet_tf.preprocessing import read_image
+
+    names = ["matrix", "secondary", "tertiary"]
+    model = create_segmentation_model(
+        "Unet", "resnet18", classes=3, activation="softmax", class_names=names
+    )
+    model.save(tmp_path / "unet.keras")
+    micrograph = read_image(resolve_pointer(benchmark_data / "Super1/test/spot2_0d_0.tif"))
+    band = Image.new("L", (128, 24), 0)
+    ImageDraw.Draw(band).text((4, 6), "HV 15.00 kV  HFW 640 nm", fill=255)
+    barred = np.concatenate([micrograph[:128, :128, 0], np.asarray(band)])
+    text = fei_text(width=128, height=128, pixel_width="5e-009", pixel_height="5e-009")
+    tifffile.imwrite(tmp_path / "fei.tif", barred, extratags=[(34682, "s", 0, text, True)])
+
+    predict = ["predict", str(tmp_path / "unet.keras"), str(tmp_path / "fei.tif")]
+    predict += ["--tile", "128", "--overlap", "0"]
+    assert main([*predict, "--out", str(tmp_path / "seg")]) == 0
+    printed = capsys.readouterr().out
+    bar = "data bar: 24 rows (metadata: FEI/Thermo Fisher metadata ([Image] ResolutionY))"
+    assert bar in printed
+    assert "pixel size: 5 nm/px (FEI/Thermo Fisher metadata (Scan/PixelWidth))" in printed
+    mask = np.asarray(Image.open(tmp_path / "seg/fei_mask.png"))
+    assert mask.shape == (128, 128)  # the micrograph only
+    shown = np.asarray(Image.open(tmp_path / "seg/fei_overlay.png"))
+    assert shown.shape == (152, 128, 3)  # the whole file, the bar dimmed and untinted
+    assert np.array_equal(shown[128:, :, 1], barred[128:] // 2)
+    record = json.loads(Image.open(tmp_path / "seg/fei_mask.png").text["micronet-tf"])
+    assert (record["databar_rows"], record["source_height"]) == (24, 152)
+
+    classes = ["--classes", *names]
+    assert main(["measure", str(tmp_path / "seg"), *classes, "--out", str(tmp_path / "m")]) == 0
+    summary = json.loads((tmp_path / "m/summary.json").read_text())
+    scale = summary["scales"]["fei_mask.png"]
+    assert summary["unit"] == "nm" and scale["pixel_size_unit"] == "nm"
+    assert scale["pixel_size"] == pytest.approx(5) and scale["databar_rows"] == 24
+    assert scale["pixel_size_source"] == "FEI/Thermo Fisher metadata (Scan/PixelWidth)"
+    with open(tmp_path / "m/fei_mask_objects.csv") as handle:
+        rows = [r for r in csv.DictReader(handle) if r["class"] == "secondary"]
+    assert sum(float(r["area"]) for r in rows) == pytest.approx((mask == 1).sum() * 25)
+
+    # --pixel-size overrides the file's (predict) and the mask's (measure).
+    given_flags = ["--pixel-size", "2", "--unit", "nm", "--databar", "none"]
+    assert main([*predict, *given_flags, "--out", str(tmp_path / "given")]) == 0
+    assert "data bar: 0 rows (none); pixel size: 2 nm/px (--pixel-size)" in capsys.readouterr().out
+    given = Image.open(tmp_path / "given/fei_mask.png")
+    assert np.asarray(given).shape == (152, 128)
+    assert json.loads(given.text["micronet-tf"])["pixel_size"]["source"] == "--pixel-size"
+    measure = ["measure", str(tmp_path / "given"), *classes, "--pixel-size", "0.01"]
+    assert main([*measure, "--out", str(tmp_path / "o")]) == 0
+    summary = json.loads((tmp_path / "o/summary.json").read_text())
+    assert summary["unit"] == "um" and summary["pixel_size"] == 0.01
+    scale = summary["scales"]["fei_mask.png"]
+    assert (scale["pixel_size"], scale["pixel_size_source"]) == (0.01, "--pixel-size")
+
+
+def write_mask(path: Path, pixel_size: dict | None, text: str | None = None) -> Path:
+    """A 40 x 40 class-index mask with one 10 x 10 object, carrying a record as predict does."""
+    from PIL import PngImagePlugin
+
+    mask = np.zeros((40, 40), np.uint8)
+    mask[5:15, 5:15] = 1
+    info = PngImagePlugin.PngInfo()
+    record = {"pixel_size": pixel_size, "databar_rows": 0, "source_height": 40}
+    info.add_text("micronet-tf", text if text is not None else json.dumps(record))
+    Image.fromarray(mask).save(path, pnginfo=info)
+    return path
+
+
+def test_measure_masks_of_different_scales(tmp_path: Path) -> None:
+    from micronet_tf.batch import measure_files
+
+    def nm(x: float, y: float | None = None, unit: str = "nm") -> dict:
+        return {"x": x, "y": x if y is None else y, "unit": unit, "source": "test"}
+
+    a = write_mask(tmp_path / "a_mask.png", nm(5))
+    b = write_mask(tmp_path / "b_mask.png", nm(0.002, unit="um"))  # 2 nm
+    plain = write_mask(tmp_path / "c_mask.png", None)
+    out = tmp_path / "out"
+    assert measure_files([str(a), str(b)], out, class_names=["bg", "fg"]) == {}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["unit"] == "nm"  # the display unit of the smallest pixel
+    assert summary["scales"]["b_mask.png"]["pixel_size_unit"] == "um"  # its own, as recorded
+    diameters = {k: v["fg"]["mean_equivalent_diameter"] for k, v in summary["images"].items()}
+    side = math.sqrt(4 * 100 / math.pi)  # of a 10 x 10 pixel object
+    assert diameters == {
+        "a_mask.png": pytest.approx(5 * side),
+        "b_mask.png": pytest.approx(2 * side),
+    }
+
+    # A run mixing masks with and without a scale fails the latter, not the summary's units.
+    failures = measure_files([str(a), str(plain)], tmp_path / "mixed", class_names=["bg", "fg"])
+    assert list(failures) == [str(plain)] and "no pixel size recorded" in failures[str(plain)]
+
+    # Non-square pixels: areas exact, lengths from sqrt(x * y), with a warning.
+    odd = write_mask(tmp_path / "d_mask.png", nm(2, 8))
+    with pytest.warns(UserWarning, match=r"d_mask.png.*2 x 8 nm"):
+        measure_files([str(odd)], tmp_path / "odd", class_names=["bg", "fg"])
+    rows = (tmp_path / "odd/d_mask_objects.csv").read_text().splitlines()
+    header, values = rows[0].split(","), rows[1].split(",")
+    assert float(values[header.index("area")]) == pytest.approx(100 * 16)
+
+    # A broken record is named and ignored: pixels, as for any other mask.
+    broken = write_mask(tmp_path / "e_mask.png", None, text="{not json")
+    with pytest.warns(UserWarning, match=r"e_mask.png.*micronet-tf"):
+        measure_files([str(broken)], tmp_path / "broken", class_names=["bg", "fg"])
+    assert json.loads((tmp_path / "broken/summary.json").read_text())["unit"] == "px"
