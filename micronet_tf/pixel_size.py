@@ -73,7 +73,7 @@ def normalize_unit(unit: str) -> str:
         return folded
     if text in _UNIT_ALIASES or folded in _UNIT_ALIASES:
         return _UNIT_ALIASES.get(text, _UNIT_ALIASES.get(folded))
-    raise ValueError(f"unit {unit!r}: expected a length unit (m, mm, um / µm / micron, nm, pm, Å)")
+    raise ValueError(f"unit={unit!r}: expected a length unit (m, mm, um / µm / micron, nm, pm, Å)")
 
 
 def convert_length(value: float, unit: str, to: str) -> float:
