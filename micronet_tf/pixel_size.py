@@ -77,8 +77,10 @@ def normalize_unit(unit: str) -> str:
 
 
 def convert_length(value: float, unit: str, to: str) -> float:
-    """``value`` in ``unit`` expressed in ``to`` (any spelling :func:`normalize_unit` takes)."""
-    return float(value) * _METRES[normalize_unit(unit)] / _METRES[normalize_unit(to)]
+    """``value`` in ``unit`` expressed in ``to`` (any spelling :func:`normalize_unit` takes),
+    to 12 significant digits (5e-9 m is 5 nm, not 5.000000000000001)."""
+    converted = float(value) * _METRES[normalize_unit(unit)] / _METRES[normalize_unit(to)]
+    return float(f"{converted:.12g}")
 
 
 def display_unit(metres: float) -> str:
