@@ -173,17 +173,17 @@ def read_calibration(path: str | os.PathLike) -> Calibration:
        (else ``[EScan]`` / ``[IScan]``); ``[Image] ResolutionY`` below the file's height gives
        the micrograph's height (the data bar is appended below it).
     2. Zeiss SmartSEM (tag 34118): ``ap_image_pixel_size`` with its unit; else ``ap_pixel_size``,
-       which SmartSEM refers to a 1024-pixel-wide display, times 1024 / width (as HyperSpy's
-       reader does). ``dp_image_store`` (``1024 * 768``) below the file's height gives the
-       micrograph's height.
+       which SmartSEM refers to a 1024-pixel-wide display, times 1024 / width (the factor
+       HyperSpy's reader applies to the tag's unnamed size in metres). ``dp_image_store``
+       (``1024 * 768``) below the file's height gives the micrograph's height.
     3. OME-XML ``PhysicalSizeX / Y`` (unit ``PhysicalSizeXUnit``, default µm).
     4. ImageJ's ``unit=`` with the X / YResolution tags (pixels per unit).
     5. TIFF X / YResolution with ResolutionUnit centimetre, unless the value is a common screen
        or print resolution (72, 96, 300 dpi ... written in cm: an editor's default, not a
        calibration). Resolution in inches is almost always such a default (72 / 96 dpi from
-       the operating system, 300 dpi from a print setting; FEI's own navigation-camera images
-       carry 96 dpi), so it is used only when it means pixels under 1 µm (over 25 400 per
-       inch): no screen or printer comes near, only a program that calibrated the image.
+       the operating system, 300 dpi from a print setting), so it is used only when it means
+       pixels under 1 µm (over 25 400 per inch): no screen or printer comes near, only a
+       program that calibrated the image.
 
     PNG, JPEG and other files give nothing (their dpi fields are screen settings too). Metadata
     that is present but unreadable or implausible never stops a prediction: it is reported in
