@@ -17,6 +17,8 @@ from micronet_tf._files import OUTPUT_MANIFEST, atomic_output_path
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 MANIFEST = OUTPUT_MANIFEST  # what predict / measure wrote into an output folder
+# The PNG text chunk in which predict's masks carry their scale and data-bar rows to measure.
+MASK_RECORD_KEY = "micronet-tf"
 # Overlay colours per class index (class 0 is left uncoloured).
 PALETTE = np.array(
     [(0, 0, 0), (0, 90, 255), (255, 40, 40), (40, 220, 40), (255, 200, 0), (200, 0, 255)], np.uint8
@@ -51,11 +53,41 @@ def expand_inputs(
     return list(unique.values())
 
 
-def _write_png(path: Path, array: np.ndarray) -> None:
+def _write_png(path: Path, array: np.ndarray, record: dict | None = None) -> None:
+    from PIL import Image, PngImagePlugin
+
+    info = None
+    if record is not None:
+        info = PngImagePlugin.PngInfo()
+        info.add_text(MASK_RECORD_KEY, json.dumps(record))
+    with atomic_output_path(path) as temporary:
+        Image.fromarray(array).save(temporary, format="PNG", pnginfo=info)
+
+
+def read_mask_record(path: str | os.PathLike) -> dict | None:
+    """What ``predict`` recorded in a mask PNG (pixel size, data-bar rows, source height), or
+    None for other masks; an unreadable record is reported in a warning and ignored."""
+    import warnings
+
     from PIL import Image
 
-    with atomic_output_path(path) as temporary:
-        Image.fromarray(array).save(temporary, format="PNG")
+    try:
+        with Image.open(path) as image:
+            text = getattr(image, "text", {}).get(MASK_RECORD_KEY)
+    except Exception:  # not a readable image: reading the mask itself reports that
+        return None
+    if text is None:
+        return None
+    try:
+        record = json.loads(text)
+        if not isinstance(record, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as error:
+        warnings.warn(
+            f"mask {str(path)!r}: ignoring its {MASK_RECORD_KEY!r} record ({error})", stacklevel=2
+        )
+        return None
+    return record
 
 
 def _command_outputs(folder: Path, command: str) -> set[str]:
@@ -115,11 +147,15 @@ class _Outputs:
 
 
 def overlay(image_rgb: np.ndarray, index_mask: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """8-bit RGB micrograph with each class > 0 tinted in its palette colour."""
+    """8-bit RGB micrograph with each class > 0 tinted in its palette colour. Rows below the
+    mask (a data bar cut off before prediction) are kept, untinted and dimmed to half."""
+    rows = index_mask.shape[0]
     colours = PALETTE[np.minimum(index_mask, len(PALETTE) - 1)].astype(np.float32)
     blended = image_rgb.astype(np.float32)
     painted = index_mask > 0
-    blended[painted] = (1 - alpha) * blended[painted] + alpha * colours[painted]
+    area = blended[:rows]
+    area[painted] = (1 - alpha) * area[painted] + alpha * colours[painted]
+    blended[rows:] *= 0.5
     return blended.clip(0, 255).astype(np.uint8)
 
 
@@ -147,14 +183,31 @@ def predict_files(
     force: bool = False,
     mixed_precision: str | None = None,
     jit_compile: bool = False,
+    databar: str | int = "auto",
+    pixel_size: float | None = None,
+    unit: str = "um",
 ) -> dict[str, str]:
     """``<name>_mask.png`` (class index) and ``<name>_overlay.png`` per input; returns
     ``{input: error}`` for the files that failed. Files in ``out_dir`` that an earlier
     ``predict`` did not write are never replaced (unless ``force``), and its outputs in an
     input folder are not segmented again. ``mixed_precision`` / ``jit_compile``: as
-    :func:`micronet_tf.tiling.predict`."""
+    :func:`micronet_tf.tiling.predict`.
+
+    ``databar``: ``"auto"`` (the file's metadata, else :func:`micronet_tf.databar.detect_databar`),
+    ``"none"`` or a number of rows: the instrument's band at the bottom, left out of the
+    prediction; the mask covers the rows above it, the overlay shows it dimmed. The pixel size
+    is read from the file (:func:`micronet_tf.pixel_size.read_calibration`) unless
+    ``pixel_size`` (in ``unit``) is given. Both are recorded in the mask PNG (text chunk
+    ``micronet-tf``), where ``measure`` finds them."""
+    from micronet_tf.databar import check_databar, resolve_databar
+    from micronet_tf.pixel_size import PixelSize, read_calibration
     from micronet_tf.preprocessing import read_image, to_float_rgb
     from micronet_tf.tiling import predict, to_index_mask
+
+    databar = check_databar(databar)
+    if pixel_size is not None and pixel_size <= 0:
+        raise ValueError(f"pixel_size={pixel_size}: expected a positive number")
+    given = None if pixel_size is None else PixelSize(pixel_size, pixel_size, unit, "--pixel-size")
 
     paths = expand_inputs(inputs, skip_outputs_of="predict")
     if not paths:
@@ -196,9 +249,13 @@ def predict_files(
         targets = [out / f"{path.stem}_mask.png", out / f"{path.stem}_overlay.png"]
         outputs.claim(targets, path)
         image = read_image(path)
+        calibration = read_calibration(path)
+        scale = given or calibration.pixel_size
+        height = image.shape[0]
+        bar, how = resolve_databar(image, databar, metadata_height=calibration.image_height)
         probabilities = predict(
             model,
-            image,
+            image[: height - bar],
             tile=tile,
             overlap=overlap,
             batch_size=batch_size,
@@ -208,11 +265,22 @@ def predict_files(
             jit_compile=jit_compile,
         )
         mask = to_index_mask(probabilities)
-        _write_png(targets[0], mask)
+        how = f"{how}: {calibration.image_height_source}" if how == "metadata" else how
+        record = {
+            "image": path.name,
+            "source_height": height,
+            "databar_rows": bar,
+            "databar": how,
+            "pixel_size": scale.as_dict() if scale else None,
+        }
+        _write_png(targets[0], mask, record)
         rgb = (to_float_rgb(image) * 255).round().astype(np.uint8)
         _write_png(targets[1], overlay(rgb, mask))
         outputs.record(*targets)
-        return f"{mask.shape[1]}x{mask.shape[0]} -> {targets[0].name}, {targets[1].name}"
+        return (
+            f"{mask.shape[1]}x{height} -> {targets[0].name}, {targets[1].name}; data bar: "
+            f"{bar} rows ({how}); pixel size: {scale.describe() if scale else 'unknown'}"
+        )
 
     return _run_each(paths, work)
 
@@ -323,6 +391,23 @@ def _measure_one(
     return rows, classes, layers
 
 
+def _recorded_scale(path: Path, record: dict):
+    """The pixel size ``predict`` recorded in a mask, or None (a broken one with a warning)."""
+    import warnings
+
+    from micronet_tf.pixel_size import PixelSize
+
+    if not record.get("pixel_size"):
+        return None
+    try:
+        return PixelSize.from_dict(record["pixel_size"])
+    except (KeyError, TypeError, ValueError) as error:
+        warnings.warn(
+            f"mask {str(path)!r}: ignoring its recorded pixel size ({error})", stacklevel=3
+        )
+        return None
+
+
 def _all_images(images: dict, all_rows: list[dict], statistics: dict) -> dict:
     """Per class, over all measured images: area fraction (t-interval between images; one
     image: its blocks), sizes (hierarchical bootstrap), thickness (between images' means)."""
@@ -375,11 +460,13 @@ def _interval_columns(prefix: str, interval: dict | None) -> dict:
     }
 
 
-def _summary_rows(images: dict, overall: dict, level: float) -> list[dict]:
+def _summary_rows(images: dict, overall: dict, level: float, scales: dict) -> list[dict]:
     """summary.csv: one row per image and class, then one ``ALL`` row per class (over all
-    images); every interval as ``<column>_ci_low`` / ``<column>_ci_high``."""
+    images); every interval as ``<column>_ci_low`` / ``<column>_ci_high``, each
+    image's scale (``pixel_size*``; the ``ALL`` rows are in the summary's one unit)."""
     rows = []
     for image, classes in [*images.items(), ("ALL", overall)]:
+        scale = scales.get(image, {})
         for name, info in classes.items():
             fraction = info.get("area_fraction_ci") or {}
             row = {
@@ -401,6 +488,8 @@ def _summary_rows(images: dict, overall: dict, level: float) -> list[dict]:
             )
             row["thickness_percent_error"] = info.get("thickness_error", {}).get("percent_error")
             row["ci_level"] = level
+            for key in ("pixel_size", "pixel_size_y", "pixel_size_unit", "pixel_size_source"):
+                row[key] = scale.get(key)
             rows.append(row)
     return rows
 
@@ -412,7 +501,7 @@ def measure_files(
     class_names: Sequence[str] | None = None,
     truth_dir: str | None = None,
     pixel_size: float | None = None,
-    unit: str = "px",
+    unit: str = "um",
     thickness: Sequence[str] = (),
     force: bool = False,
     confidence: float = 0.95,
@@ -434,10 +523,22 @@ def measure_files(
     Masks: class-index images, or the benchmark's Super colour masks. Returns ``{mask:
     error}`` for the files that failed. Files in ``out_dir`` that an earlier ``measure`` did
     not write are never replaced (unless ``force``), and when every mask fails no summary
-    replaces an earlier one."""
+    replaces an earlier one.
+
+    Scale: ``pixel_size`` (in ``unit``) for every mask, else the pixel size ``predict``
+    recorded in each mask (from its micrograph's file), else pixels. Each image is measured in
+    its own scale and reported in one unit for all, the display unit of the smallest pixel
+    (``summary.json``'s ``unit``); ``scales`` there and the ``pixel_size*`` columns of
+    ``summary.csv`` say per image which size, in its own unit, and where it came from. A run
+    that mixes masks with and without a scale fails the latter rather than add pixels to
+    micrometres. Non-square pixels: areas and equivalent diameters are exact, lengths use
+    ``sqrt(x * y)`` (:attr:`micronet_tf.pixel_size.PixelSize.length`), with a warning."""
+    import warnings
+
     from micronet_tf import measurement_statistics as ms
     from micronet_tf import report as reporting
     from micronet_tf.measure import read_index_mask
+    from micronet_tf.pixel_size import PixelSize, convert_length, display_unit
 
     statistics = {
         "confidence": ms.check_confidence(confidence),
@@ -456,6 +557,14 @@ def measure_files(
         raise ValueError("no mask images found")
     if pixel_size is not None and pixel_size <= 0:
         raise ValueError(f"pixel_size={pixel_size}: expected a positive number")
+    given = None if pixel_size is None else PixelSize(pixel_size, pixel_size, unit, "--pixel-size")
+    records = {path: read_mask_record(path) or {} for path in paths}
+    scales = {path: given or _recorded_scale(path, record) for path, record in records.items()}
+    known = [s for s in scales.values() if s is not None]
+    if given is not None or not known:
+        unit_name = given.unit if given else "px"
+    else:
+        unit_name = display_unit(min(convert_length(s.length, s.unit, "m") for s in known))
     unknown = [name for name in thickness if class_names and name not in class_names]
     if unknown:
         raise ValueError(f"thickness classes {unknown} are not among --classes {class_names}")
@@ -469,8 +578,8 @@ def measure_files(
     summaries = [out / "summary.json", out / "summary.csv"]
     summaries += [out / "summary.png", out / "report.html"] if report else []
     outputs.claim(summaries, Path("summary"))
-    unit_name = unit if pixel_size else "px"
     images: dict[str, dict] = {}
+    image_scales: dict[str, dict] = {}
     all_rows: list[dict] = []
     panels: dict[str, Path] = {}
     notes: dict[str, list[str]] = {}
@@ -493,7 +602,20 @@ def measure_files(
                     f"true mask is {truth.shape[1]}x{truth.shape[0]}, this one "
                     f"{mask.shape[1]}x{mask.shape[0]}"
                 )
-        rows, classes, layers = _measure_one(mask, truth, names, thickness, pixel_size, statistics)
+        scale = scales[path]
+        if scale is None and known:
+            raise ValueError(
+                "no pixel size recorded in this mask, while other masks of this run have one: "
+                "pass --pixel-size, or measure it in a run of its own"
+            )
+        if scale is not None and not scale.is_square:
+            warnings.warn(
+                f"mask {str(path)!r}: pixels are {scale.x:g} x {scale.y:g} {scale.unit}; areas "
+                "and equivalent diameters are exact, other lengths use sqrt(x * y)",
+                stacklevel=2,
+            )
+        length = None if scale is None else scale.to(unit_name).length
+        rows, classes, layers = _measure_one(mask, truth, names, thickness, length, statistics)
         targets = [out / f"{path.stem}_objects.csv"]
         drawn = [n for n in names[1:] if any(r["class"] == n for r in rows)]
         targets += [out / f"{path.stem}_{name}_sizes.png" for name in drawn]
@@ -513,6 +635,16 @@ def measure_files(
             panels[path.name] = targets[-1]
         outputs.record(*targets)
         images[path.name] = classes
+        record = records[path]
+        image_scales[path.name] = {
+            "pixel_size": scale.x if scale else None,
+            "pixel_size_y": scale.y if scale else None,
+            "pixel_size_unit": scale.unit if scale else "px",
+            "pixel_size_source": scale.source if scale else None,
+            "databar_rows": record.get("databar_rows"),
+            "source_height": record.get("source_height"),
+            "databar": record.get("databar"),
+        }
         all_rows.extend({"image": path.name, **row} for row in rows)
         counts = ", ".join(
             f"{n}: {c['objects']} objects" for n, c in classes.items() if "objects" in c
@@ -548,11 +680,14 @@ def measure_files(
         "statistics": {**statistics, "notes": ms.METHODS},
         "all_images": overall,
         "images": images,
+        "scales": image_scales,
         "failed": failures,
     }
     with atomic_output_path(out / "summary.json") as temporary:
         temporary.write_text(json.dumps(summary, indent=2))
-    _write_csv(out / "summary.csv", _summary_rows(images, overall, statistics["confidence"]))
+    _write_csv(
+        out / "summary.csv", _summary_rows(images, overall, statistics["confidence"], image_scales)
+    )
     if report:
         names = list(overall)
         reporting.write_summary_figure(

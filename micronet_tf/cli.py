@@ -442,6 +442,9 @@ def _cmd_predict(args: argparse.Namespace) -> None:
             force=args.force,
             mixed_precision=args.mixed_precision,
             jit_compile=args.jit_compile,
+            databar=args.databar,
+            pixel_size=args.pixel_size,
+            unit=args.unit,
         )
     )
 
@@ -881,6 +884,20 @@ def build_parser() -> argparse.ArgumentParser:
         "model's output layer (logits -> sigmoid / softmax), ONNX as it is",
     )
     predict.add_argument(
+        "--databar",
+        default="auto",
+        metavar="auto|none|ROWS",
+        help="the instrument's information band at the bottom, left out of prediction: auto "
+        "(from the file's metadata, else detected), none, or its height in rows",
+    )
+    predict.add_argument(
+        "--pixel-size",
+        type=float,
+        help="physical size of one pixel, recorded in the masks for measure (default: read "
+        "from the file's metadata: FEI, Zeiss, OME-TIFF, ImageJ, TIFF resolution in cm)",
+    )
+    predict.add_argument("--unit", default="um", help="unit of --pixel-size (um, nm, ...)")
+    predict.add_argument(
         "--force", action="store_true", help="replace files in --out that predict did not write"
     )
     _add_compute_flags(predict)
@@ -905,7 +922,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="layer classes whose thickness to measure (the paper's oxide method), e.g. oxide",
     )
     measure.add_argument("--classes", nargs="+", help="class names, index 0 first")
-    measure.add_argument("--pixel-size", type=float, help="physical size of one pixel")
+    measure.add_argument(
+        "--pixel-size",
+        type=float,
+        help="physical size of one pixel, for every mask (default: the size predict recorded "
+        "in each mask, else pixels)",
+    )
     measure.add_argument("--unit", default="um", help="unit of --pixel-size")
     measure.add_argument(
         "--confidence",
