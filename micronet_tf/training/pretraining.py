@@ -362,6 +362,8 @@ def pretrain_on_folders(
         "patience": patience,
         "epochs": epochs,
         "init": None,
+        # Pre-training reads 8-bit RGB and scales by the dtype's range (no other choice yet).
+        "normalization": "dtype",
         "data_sha256": hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest(),
         "files": files,
     }

@@ -167,4 +167,9 @@ def test_training_checkpoint_of_every_encoder_family_converts(encoder: str, tmp_
     assert (model_info(model)["encoder"], class_names(model)) == (encoder, list(CLASS_VALUES))
     images = random_images(64, 64)
     expected = _softmax_channels(torch_reference.run_nhwc(reference, images)[0])
-    assert_features_match([model(images, training=False)], [expected], f"Unet/{encoder}")
+    # A whole U-Net on the deepest encoders (DenseNet-121: 120 convolutions before the decoder)
+    # rounds more than an encoder alone: 2.02e-5 seen in CI on densenet121; a wrong weight moves
+    # these probabilities by 1e-2 or more.
+    assert_features_match(
+        [model(images, training=False)], [expected], f"Unet/{encoder}", tolerance=5e-5
+    )

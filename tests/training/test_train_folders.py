@@ -107,7 +107,7 @@ def test_fine_tune_with_a_new_class_map_keeps_all_but_the_head(one_shot_run: Pat
 
     init = one_shot_run / "run" / "best.keras"
     task = SegmentationTask("x", parse_class_map(["matrix", "precipitate:0,0,255"]))
-    build, architecture, encoder = _fine_tune_builder(init, task, None, None)
+    build, architecture, encoder, _ = _fine_tune_builder(init, task, None, None)
     assert "new head for precipitate" in capsys.readouterr().out
     assert (architecture, encoder) == ("Unet", "resnet18")
     old, new = load_model(init, compile=False), build()
