@@ -494,7 +494,13 @@ def _cmd_export(args: argparse.Namespace) -> None:
     if args.format == "onnx":
         from micronet_tf.export import export_onnx
 
-        export_onnx(model, args.out, opset=args.opset, preprocessing=args.with_preprocessing)
+        export_onnx(
+            model,
+            args.out,
+            opset=args.opset,
+            preprocessing=args.with_preprocessing,
+            converter=args.converter,
+        )
     elif args.format == "savedmodel":
         from micronet_tf.serving import export_savedmodel
 
@@ -970,7 +976,18 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--out", required=True, type=Path, help="FILE.onnx, a SavedModel folder, or FILE.zip"
     )
-    export.add_argument("--opset", type=int, help="ONNX opset (default: tf2onnx's)")
+    export.add_argument(
+        "--opset",
+        type=int,
+        help="ONNX opset (default: 17; with --converter tf2onnx, tf2onnx's own)",
+    )
+    export.add_argument(
+        "--converter",
+        default="auto",
+        choices=["auto", "direct", "tf2onnx"],
+        help="ONNX converter: direct (layer by layer, fast), tf2onnx, or auto (direct when "
+        "it supports every layer, else tf2onnx with a warning)",
+    )
     export.add_argument(
         "--with-preprocessing",
         action="store_true",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from micronet_tf._files import atomic_output_path
 from micronet_tf.layers import RawImageNormalization
 
 FORMATS = ("onnx", "bioimageio")
+CONVERTERS = ("auto", "direct", "tf2onnx")
 # Protobuf cannot serialise one message above 2 GiB: bigger models keep their tensors in a
 # ``<name>.data`` file beside the ``.onnx`` (ONNX's external-data format).
 _PROTOBUF_LIMIT = 2**31 - 2**24
@@ -65,16 +67,11 @@ def _lean_tf2onnx(result: dict) -> Iterator[None]:
         )
 
 
-def _save_onnx(proto, tensors, path: Path, data_name: str) -> None:
-    """Write tf2onnx's external-storage model to ``path`` as one file (tensors embedded), or,
-    above protobuf's 2 GiB limit, with its tensors in ``data_name`` beside it."""
+def _write_model(model, path: Path, data_name: str) -> None:
+    """Write ``model`` (a ModelProto, serialised once) to ``path`` as one file, or, above
+    protobuf's 2 GiB limit, with its tensors in ``data_name`` beside it."""
     import onnx
 
-    with tempfile.TemporaryDirectory() as folder:
-        for name, data in tensors.name_to_tensor_data.items():
-            Path(folder, name).write_bytes(data)
-        Path(folder, "model.onnx").write_bytes(proto.SerializeToString())
-        model = onnx.load(str(Path(folder, "model.onnx")), load_external_data=True)
     if model.ByteSize() < _PROTOBUF_LIMIT:
         onnx.save_model(model, str(path))
     else:
@@ -87,33 +84,71 @@ def _save_onnx(proto, tensors, path: Path, data_name: str) -> None:
         )
 
 
+def _tf2onnx_model(model: keras.Model, opset: int | None, preprocessing: bool):
+    """The ONNX ModelProto of Keras' own export (tf2onnx, patched by ``_lean_tf2onnx``)."""
+    import onnx
+
+    # 128: a multiple of 32 that every architecture accepts (PAN needs at least 128)
+    sample = np.zeros((1, 128, 128, model.input_shape[-1]), "uint8" if preprocessing else "float32")
+    model(sample)  # Keras exports only models that have been called
+    result: dict = {}
+    with tempfile.TemporaryDirectory() as folder:
+        with _lean_tf2onnx(result):
+            kwargs = {"opset_version": opset} if opset is not None else {}
+            # The patched converter returns the model instead of writing this path.
+            model.export(str(Path(folder, "unused.onnx")), format="onnx", verbose=False, **kwargs)
+        for name, data in result["tensors"].name_to_tensor_data.items():
+            Path(folder, name).write_bytes(data)
+        Path(folder, "model.onnx").write_bytes(result["proto"].SerializeToString())
+        del result
+        return onnx.load(str(Path(folder, "model.onnx")), load_external_data=True)
+
+
 def export_onnx(
     model: keras.Model,
     out: str | os.PathLike,
     *,
     opset: int | None = None,
     preprocessing: bool = False,
+    converter: str = "auto",
 ) -> Path:
-    """ONNX with dynamic batch, height and width (``opset`` None: tf2onnx's default).
+    """ONNX with NHWC input and outputs and dynamic batch, height and width.
 
+    ``converter``: ``"direct"`` writes the Keras graph layer by layer
+    (:mod:`micronet_tf.onnx_graph`; ``opset`` None: 17), at about the cost of the model's
+    weights; ``"tf2onnx"`` goes through Keras' export and tf2onnx (``opset`` None: tf2onnx's
+    own), which needs far more time and memory; ``"auto"`` is ``"direct"`` when that converter
+    can write every layer, else tf2onnx with a warning naming the layers it cannot.
     Written through a temporary file; an existing ``out`` is replaced only on success. Models
     above 2 GiB keep their tensors in ``<out>.data`` beside it (ONNX external data).
     """
+    from micronet_tf import onnx_graph
+
     out = Path(out)
     if out.suffix != ".onnx":
         raise ValueError(f"out={str(out)!r}: expected a .onnx file name")
+    if converter not in CONVERTERS:
+        raise ValueError(f"converter={converter!r}: expected one of {CONVERTERS}")
+    if converter != "tf2onnx" and opset is not None:
+        onnx_graph.check_opset(opset)
     if preprocessing:
         model = with_preprocessing(model)
-    # 128: a multiple of 32 that every architecture accepts (PAN needs at least 128)
-    sample = np.zeros((1, 128, 128, model.input_shape[-1]), "uint8" if preprocessing else "float32")
-    model(sample)  # Keras exports only models that have been called
-    result: dict = {}
-    with _lean_tf2onnx(result):
-        kwargs = {"opset_version": opset} if opset is not None else {}
-        # The patched converter returns the model instead of writing this path.
-        model.export(str(out), format="onnx", verbose=False, **kwargs)
+    proto = None
+    if converter != "tf2onnx":
+        try:
+            proto = onnx_graph.keras_to_onnx(model, opset or onnx_graph.DEFAULT_OPSET)
+        except onnx_graph.UnsupportedLayerError as error:
+            if converter == "direct":
+                raise
+            warnings.warn(
+                f"export_onnx: {error}; exporting through tf2onnx instead (slower, more memory)",
+                stacklevel=2,
+            )
+    if proto is None:
+        proto = _tf2onnx_model(model, opset, preprocessing)
     with atomic_output_path(out) as temporary:
-        _save_onnx(result["proto"], result["tensors"], temporary, f"{out.name}.data")
+        _write_model(proto, temporary, f"{out.name}.data")
+    del proto
     import onnx
 
     onnx.checker.check_model(str(out))
