@@ -77,12 +77,59 @@ def _zip_folder(folder: Path, out: Path) -> None:
                 archive.write(file, file.relative_to(folder).as_posix())
 
 
+def _input_words(normalization) -> str:
+    if normalization.kind == "dtype":
+        return "0-255"
+    return (
+        f"any range (each image is scaled by its own {normalization.low:g} / "
+        f"{normalization.high:g} percentiles, as in training)"
+    )
+
+
+def _preprocessing(normalization) -> list[dict]:
+    """bioimage.io preprocessing steps for the model's intensity normalisation, then
+    ImageNet's mean / std. ``"percentile"``: ``scale_range`` per image over all pixels and
+    channels, then ``clip`` to [0, 1] (bioimage.io interpolates between ranks where
+    micronet-tf takes the inverted CDF: a difference below one grey level's step)."""
+    if normalization.kind == "dtype":
+        return [
+            {
+                "id": "fixed_zero_mean_unit_variance",
+                "kwargs": {
+                    "axis": "channel",
+                    "mean": [float(v) for v in IMAGENET_MEAN * 255],
+                    "std": [float(v) for v in IMAGENET_STD * 255],
+                },
+            }
+        ]
+    return [
+        {
+            "id": "scale_range",
+            "kwargs": {
+                "axes": ["y", "x", "channel"],
+                "min_percentile": float(normalization.low),
+                "max_percentile": float(normalization.high),
+            },
+        },
+        {"id": "clip", "kwargs": {"min": 0.0, "max": 1.0}},
+        {
+            "id": "fixed_zero_mean_unit_variance",
+            "kwargs": {
+                "axis": "channel",
+                "mean": [float(v) for v in IMAGENET_MEAN],
+                "std": [float(v) for v in IMAGENET_STD],
+            },
+        },
+    ]
+
+
 def _write(folder: Path, model: keras.Model, name: str, size: int, opset: int) -> None:
     import tensorflow as tf
     import yaml
 
     from micronet_tf.export import export_onnx
-    from micronet_tf.models import class_names, model_info
+    from micronet_tf.layers import scale_to_unit_range
+    from micronet_tf.models import class_names, input_normalization, model_info
 
     info = model_info(model)
     classes = class_names(model) or [f"class{i}" for i in range(info["classes"])]
@@ -94,7 +141,9 @@ def _write(folder: Path, model: keras.Model, name: str, size: int, opset: int) -
     size = max(size, smallest)
     rng = np.random.default_rng(0)
     raw = rng.integers(0, 256, (1, size, size, 3)).astype(np.float32)
-    normalised = (raw / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
+    normalization = input_normalization(model)
+    unit = np.asarray(scale_to_unit_range(raw, normalization.to_config(), 255.0))
+    normalised = (unit - IMAGENET_MEAN) / IMAGENET_STD
     model(normalised[:, :64, :64])  # Keras exports only models that have been called
     output = np.asarray(model(normalised, training=False), np.float32)
     np.save(folder / "test_input.npy", raw)
@@ -107,9 +156,10 @@ def _write(folder: Path, model: keras.Model, name: str, size: int, opset: int) -
     _cover(folder / "cover.png", raw[0], output[0])
     (folder / "README.md").write_text(
         f"# {name}\n\n{info['architecture']} with a {info['encoder']} encoder, made with "
-        f"micronet-tf. Input: RGB micrograph, 0-255, any size that is a multiple of {multiple} "
-        f"and at least {smallest} (the ImageNet mean / std normalisation is part of the "
-        f"package's preprocessing). Output: per-pixel values for {', '.join(classes)}. For "
+        f"micronet-tf. Input: RGB micrograph, {_input_words(normalization)}, any size that is a "
+        f"multiple of {multiple} and at least {smallest} (the intensity scaling and the ImageNet "
+        f"mean / std normalisation are part of the package's preprocessing). Output: "
+        f"per-pixel values for {', '.join(classes)}. For "
         f"tiled inference crop a halo of {halo} pixels from each side of every output tile: "
         "tile centres then agree with whole-image predictions (measured by micronet-tf when "
         "the package was made).\n\n# Validation\n\nThe model mirrors "
@@ -144,16 +194,7 @@ def _write(folder: Path, model: keras.Model, name: str, size: int, opset: int) -
                     "sha256": _sha256(folder / "test_input.npy"),
                 },
                 "data": {"type": "float32"},
-                "preprocessing": [
-                    {
-                        "id": "fixed_zero_mean_unit_variance",
-                        "kwargs": {
-                            "axis": "channel",
-                            "mean": [float(v) for v in IMAGENET_MEAN * 255],
-                            "std": [float(v) for v in IMAGENET_STD * 255],
-                        },
-                    }
-                ],
+                "preprocessing": _preprocessing(normalization),
             }
         ],
         "outputs": [

@@ -499,6 +499,7 @@ def _cmd_export(args: argparse.Namespace) -> None:
             args.out,
             opset=args.opset,
             preprocessing=args.with_preprocessing,
+            input_dtype=args.input_dtype,
             converter=args.converter,
         )
     elif args.format == "savedmodel":
@@ -991,7 +992,14 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--with-preprocessing",
         action="store_true",
-        help="ONNX takes raw 8-bit RGB; ImageNet normalisation in the graph",
+        help="ONNX takes raw RGB (--input-dtype) and normalises it in the graph as the model "
+        "was trained to (dtype range or per-image percentiles, then ImageNet mean / std)",
+    )
+    export.add_argument(
+        "--input-dtype",
+        default="uint8",
+        choices=["uint8", "uint16"],
+        help="with --with-preprocessing: the raw images' type (default: uint8)",
     )
     export.add_argument("--weights", help="encoder weights, when MODEL is an encoder name")
     export.add_argument("--name", help="bioimage.io model name (default: the model's)")

@@ -23,11 +23,24 @@ CONVERTERS = ("auto", "direct", "tf2onnx")
 _PROTOBUF_LIMIT = 2**31 - 2**24
 
 
-def with_preprocessing(model: keras.Model) -> keras.Model:
-    """``model`` behind ImageNet normalisation: takes raw 0-255 RGB (uint8 or float) images."""
-    inputs = keras.Input(model.input_shape[1:], dtype="uint8", name="raw_image")
-    x = RawImageNormalization(name="imagenet_normalization")(inputs)
-    return keras.Model(inputs, model(x), name=f"{model.name}_raw_input")
+RAW_INPUT_DTYPES = ("uint8", "uint16")
+
+
+def with_preprocessing(model: keras.Model, input_dtype: str = "uint8") -> keras.Model:
+    """``model`` behind its own intensity normalisation (the one it was trained with:
+    ``/ dtype max`` or each image's percentiles) and ImageNet's mean / std: takes raw RGB
+    images of ``input_dtype`` (``"uint8"`` or ``"uint16"``)."""
+    from micronet_tf.models import input_normalization
+
+    if input_dtype not in RAW_INPUT_DTYPES:
+        raise ValueError(f"input_dtype={input_dtype!r}: expected one of {RAW_INPUT_DTYPES}")
+    inputs = keras.Input(model.input_shape[1:], dtype=input_dtype, name="raw_image")
+    layer = RawImageNormalization(
+        normalization=input_normalization(model).to_config(),
+        maximum=float(np.iinfo(input_dtype).max),
+        name="imagenet_normalization",
+    )
+    return keras.Model(inputs, model(layer(inputs)), name=f"{model.name}_raw_input")
 
 
 @contextlib.contextmanager
@@ -84,12 +97,12 @@ def _write_model(model, path: Path, data_name: str) -> None:
         )
 
 
-def _tf2onnx_model(model: keras.Model, opset: int | None, preprocessing: bool):
+def _tf2onnx_model(model: keras.Model, opset: int | None):
     """The ONNX ModelProto of Keras' own export (tf2onnx, patched by ``_lean_tf2onnx``)."""
     import onnx
 
     # 128: a multiple of 32 that every architecture accepts (PAN needs at least 128)
-    sample = np.zeros((1, 128, 128, model.input_shape[-1]), "uint8" if preprocessing else "float32")
+    sample = np.zeros((1, 128, 128, model.input_shape[-1]), model.inputs[0].dtype)
     model(sample)  # Keras exports only models that have been called
     result: dict = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -110,9 +123,13 @@ def export_onnx(
     *,
     opset: int | None = None,
     preprocessing: bool = False,
+    input_dtype: str = "uint8",
     converter: str = "auto",
 ) -> Path:
     """ONNX with NHWC input and outputs and dynamic batch, height and width.
+
+    ``preprocessing``: the graph takes raw ``input_dtype`` images and normalises them as the
+    model was trained to (:func:`with_preprocessing`); else it takes normalised float32 ones.
 
     ``converter``: ``"direct"`` writes the Keras graph layer by layer
     (:mod:`micronet_tf.onnx_graph`; ``opset`` None: 17), at about the cost of the model's
@@ -132,7 +149,7 @@ def export_onnx(
     if converter != "tf2onnx" and opset is not None:
         onnx_graph.check_opset(opset)
     if preprocessing:
-        model = with_preprocessing(model)
+        model = with_preprocessing(model, input_dtype)
     proto = None
     if converter != "tf2onnx":
         try:
@@ -145,7 +162,7 @@ def export_onnx(
                 stacklevel=2,
             )
     if proto is None:
-        proto = _tf2onnx_model(model, opset, preprocessing)
+        proto = _tf2onnx_model(model, opset)
     with atomic_output_path(out) as temporary:
         _write_model(proto, temporary, f"{out.name}.data")
     del proto

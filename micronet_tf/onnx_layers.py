@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import keras
 import numpy as np
+from onnx import TensorProto, helper
 
 from micronet_tf.encoders.efficientnet import DropConnect
 from micronet_tf.layers import ChannelSlice, GroupedConv2D, RawImageNormalization
@@ -348,14 +349,71 @@ def _as_float(b, x: Value, name: str) -> Value:
     return Value(b.node("Cast", [x.name], f"{name}.cast", to=FLOAT), x.rank)
 
 
+def _percentile(b, flat: str, count: str, percent: float, name: str) -> str:
+    """Per row of the ascending ``flat`` (B x N): the element at ``ceil(percent / 100 * N) - 1``
+    (the inverted CDF, in float64 as :func:`micronet_tf.layers.percentile_bounds`), B x 1."""
+    n = b.node("Cast", [count], f"{name}.n", to=TensorProto.DOUBLE)
+    fraction = b.fresh(f"{name}.fraction")  # float64: b.weight stores float32
+    b.graph.initializer.append(
+        helper.make_tensor(fraction, TensorProto.DOUBLE, [1], [percent / 100.0])
+    )
+    rank = b.node("Ceil", [b.node("Mul", [n, fraction], f"{name}.scaled")], f"{name}.ceil")
+    index = b.node("Cast", [rank], f"{name}.rank", to=TensorProto.INT64)
+    index = b.node("Sub", [index, b.constant([1])], f"{name}.index")
+    last = b.node("Sub", [count, b.constant([1])], f"{name}.last")
+    index = b.node("Min", [b.node("Max", [index, b.constant([0])], f"{name}.low")], f"{name}.i")
+    index = b.node("Min", [index, last], f"{name}.clipped")
+    return b.node("Gather", [flat, index], name, axis=1)
+
+
+def _percentile_scaling(b, x: Value, low: float, high: float, name: str) -> str:
+    """Each image scaled by its own ``low`` / ``high`` percentiles to [0, 1], clipped; a flat
+    image (no spread) gives zeros, as :func:`micronet_tf.layers.scale_to_unit_range`."""
+    flat = b.node("Reshape", [x.name, b.constant([0, -1])], f"{name}.flat")
+    count = b.dims(Value(flat, 2), 1, 2, f"{name}.count")
+    ascending = b.fresh(f"{name}.sorted")
+    b.graph.node.append(
+        helper.make_node(
+            "TopK",
+            [flat, count],
+            [ascending, b.fresh(f"{name}.order")],
+            ascending,
+            axis=1,
+            largest=0,
+            sorted=1,
+        )
+    )
+    bounds = []
+    for percent, label in ((low, "low"), (high, "high")):
+        bound = _percentile(b, ascending, count, percent, f"{name}.{label}")
+        bounds.append(b.node("Reshape", [bound, b.constant([-1, 1, 1, 1])], f"{name}.{label}4"))
+    low_value, high_value = bounds
+    spread = b.node("Sub", [high_value, low_value], f"{name}.spread")
+    positive = b.node("Greater", [spread, b.constant(0.0, np.float32)], f"{name}.positive")
+    one, zero = b.constant(1.0, np.float32), b.constant(0.0, np.float32)
+    divisor = b.node("Where", [positive, spread, one], f"{name}.divisor")
+    shifted = b.node("Sub", [x.name, low_value], f"{name}.shifted")
+    scaled = b.node("Div", [shifted, divisor], f"{name}.scaled")
+    clipped = b.node("Clip", [scaled, zero, one], f"{name}.clipped")
+    return b.node("Where", [positive, clipped, zero], f"{name}.unit")
+
+
 @emits(RawImageNormalization)
 def _raw_image_normalization(b, layer, inputs, name):
+    """Raw values -> [0, 1] (``/ maximum`` or each image's percentiles) -> ImageNet's
+    ``(x - mean) / std``; the dtype case folds the division into the mean and std."""
     from micronet_tf.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
     x = _as_float(b, single(inputs), name)
-    mean = _channel_vector(b, np.asarray(IMAGENET_MEAN) * 255.0, x, f"{name}.mean")
-    std = _channel_vector(b, np.asarray(IMAGENET_STD) * 255.0, x, f"{name}.std")
-    centred = b.node("Sub", [x.name, mean], f"{name}.centred")
+    normalization = layer.normalization
+    if normalization.get("kind", "dtype") == "dtype":
+        unit, factor = x.name, layer.maximum
+    else:
+        low, high = float(normalization["low"]), float(normalization["high"])
+        unit, factor = _percentile_scaling(b, x, low, high, f"{name}.percentile"), 1.0
+    mean = _channel_vector(b, np.asarray(IMAGENET_MEAN) * factor, x, f"{name}.mean")
+    std = _channel_vector(b, np.asarray(IMAGENET_STD) * factor, x, f"{name}.std")
+    centred = b.node("Sub", [unit, mean], f"{name}.centred")
     return Value(b.node("Div", [centred, std], name), x.rank)
 
 

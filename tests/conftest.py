@@ -22,10 +22,7 @@ DEFAULT_DATA = PROJECT_ROOT.parent / "shared/data/pmm_benchmark/benchmark_segmen
 @pytest.fixture(autouse=True)
 def _release_keras_state():
     """After each test: drop Keras' global state and collect garbage, so the models and traced
-    graphs of earlier tests are freed (between tests the suite then sits at ~1.5-2.5 GiB).
-    Memory note: one test alone peaks at ~21-23 GiB of this 24 GiB machine: the tf2onnx export
-    of UnetPlusPlus-resnet50 in tests/export (16 GiB in a bare process); run nothing heavy
-    beside the suite."""
+    graphs of earlier tests are freed (between tests the suite then sits at ~1.5-2.5 GiB)."""
     yield
     import keras
 
@@ -43,8 +40,8 @@ def benchmark_data() -> Path:
     return path
 
 
-# Tests whose memory is large (tf2onnx exports) or spread over child processes (two
-# TensorFlow workers, fresh interpreters): one xdist group (setup.cfg: --dist loadgroup), so
+# Tests whose memory is spread over child processes (two TensorFlow workers, fresh
+# interpreters): one xdist group (setup.cfg: --dist loadgroup), so
 # that two of them never run at the same time, collected first, so that the child-process
 # ones (listed first) run while both test processes are still small. Run anywhere in the
 # suite, beside a grown test process, they took the sum of the suite's processes past CI's
@@ -56,10 +53,10 @@ HEAVY_MODULES = (
     "tests/export/test_savedmodel.py",
     "tests/training/test_kill_and_resume.py",
     "tests/training/test_determinism.py",
-    "tests/predict/test_export.py",
-    "tests/export/test_onnx_architectures.py",
-    "tests/models/test_onnx_export.py",
 )
+# The ONNX exports left this group with the direct converter (micronet_tf.onnx_graph): all
+# of tests/export/test_onnx_architectures.py and tests/models/test_onnx_export.py peak at
+# 2.5 GB resident, where tf2onnx took UnetPlusPlus-resnet50 to 16 GB.
 
 
 def pytest_collection_modifyitems(config, items) -> None:

@@ -1,6 +1,7 @@
 """Every segmentation architecture on resnet50, and a U-Net on every encoder family, exports to
-ONNX (``export_onnx``) with dynamic batch, height and width: the graph passes ``onnx.checker``
-and onnxruntime gives the Keras numbers (1e-4) at two input sizes."""
+ONNX (``export_onnx``, the direct converter; random BatchNorm statistics) with dynamic batch,
+height and width: the graph passes ``onnx.checker`` and onnxruntime gives the Keras numbers
+(1e-4) at two input sizes."""
 
 from __future__ import annotations
 
@@ -18,8 +19,18 @@ from tests.encoders.parity import first_of_each_family
 SIZES = ((1, 128, 128), (2, 160, 224))  # PAN needs at least 128
 
 
+def _random_batchnorm_statistics(model) -> None:
+    rng = np.random.default_rng(1)
+    for weight in model.weights:
+        if weight.path.endswith("moving_variance"):
+            weight.assign(rng.uniform(0.5, 2.0, tuple(weight.shape)).astype("float32"))
+        elif weight.path.endswith("moving_mean"):
+            weight.assign(0.1 * rng.standard_normal(tuple(weight.shape)).astype("float32"))
+
+
 def _assert_onnx_parity(model, path: Path, context: str) -> None:
-    path = export_onnx(model, path)
+    _random_batchnorm_statistics(model)
+    path = export_onnx(model, path, converter="direct")
     onnx.checker.check_model(str(path))
     session = onnxruntime.InferenceSession(str(path))
     name = session.get_inputs()[0].name

@@ -13,11 +13,12 @@ import onnxruntime
 import pytest
 import yaml
 
-from micronet_tf.bioimageio import context_halo, validate
+from micronet_tf.bioimageio import _preprocessing, context_halo, validate
 from micronet_tf.encoders import get_encoder
 from micronet_tf.export import export_onnx
-from micronet_tf.models import create_segmentation_model
-from micronet_tf.preprocessing import normalize
+from micronet_tf.intensity import Normalization
+from micronet_tf.models import create_segmentation_model, set_input_normalization
+from micronet_tf.preprocessing import IMAGENET_MEAN, IMAGENET_STD, normalize
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,7 +51,35 @@ def test_encoder_exports_every_feature_map(tmp_path: Path) -> None:
     assert sorted(o.shape for o in outputs) == sorted(e.shape for e in expected)
 
 
+def test_bioimageio_preprocessing_of_a_dtype_model() -> None:
+    """The default (dtype-range) model's package normalises 0-255 input by ImageNet x 255
+    (the percentile case is validated whole below)."""
+    steps = _preprocessing(Normalization())
+    assert [step["id"] for step in steps] == ["fixed_zero_mean_unit_variance"]
+    np.testing.assert_allclose(steps[0]["kwargs"]["mean"], np.array(IMAGENET_MEAN) * 255)
+    np.testing.assert_allclose(steps[0]["kwargs"]["std"], np.array(IMAGENET_STD) * 255)
+
+
+def _apply_bioimageio_steps(steps: list[dict], raw: np.ndarray) -> np.ndarray:
+    """The package's preprocessing, done as bioimage.io describes it (per image)."""
+    x = raw.astype(np.float64)
+    for step in steps:
+        kwargs = step["kwargs"]
+        if step["id"] == "scale_range":
+            low = np.percentile(x, kwargs["min_percentile"], axis=(1, 2, 3), keepdims=True)
+            high = np.percentile(x, kwargs["max_percentile"], axis=(1, 2, 3), keepdims=True)
+            x = (x - low) / (high - low + 1e-6)
+        elif step["id"] == "clip":
+            x = np.clip(x, kwargs["min"], kwargs["max"])
+        else:
+            assert step["id"] == "fixed_zero_mean_unit_variance", step
+            x = (x - np.array(kwargs["mean"])) / np.array(kwargs["std"])
+    return x.astype(np.float32)
+
+
 def test_bioimageio_package_validates(tmp_path: Path) -> None:
+    """A model trained with per-image percentile normalisation: the package validates, and its
+    preprocessing steps (scale_range, clip, ImageNet) give the model's own test output."""
     model = create_segmentation_model(
         "Unet",
         "resnet18",
@@ -58,6 +87,7 @@ def test_bioimageio_package_validates(tmp_path: Path) -> None:
         activation="softmax",
         class_names=["matrix", "secondary", "tertiary"],
     )
+    set_input_normalization(model, "percentile:0.5,99.5")
     model_path = tmp_path / "unet.keras"
     model.save(model_path)
     out = tmp_path / "unet.zip"
@@ -98,7 +128,18 @@ def test_bioimageio_package_validates(tmp_path: Path) -> None:
     # The package's own test tensors reproduce through its ONNX weights + preprocessing.
     raw = np.load(tmp_path / "unpacked" / "test_input.npy")
     expected = np.load(tmp_path / "unpacked" / "test_output.npy")
-    normalised = (raw / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    rdf = yaml.safe_load((tmp_path / "unpacked" / "rdf.yaml").read_text())
+    steps = rdf["inputs"][0]["preprocessing"]
+    assert [step["id"] for step in steps] == [
+        "scale_range",
+        "clip",
+        "fixed_zero_mean_unit_variance",
+    ]
+    assert (steps[0]["kwargs"]["min_percentile"], steps[0]["kwargs"]["max_percentile"]) == (
+        0.5,
+        99.5,
+    )
+    normalised = _apply_bioimageio_steps(steps, raw)
     produced = _run(tmp_path / "unpacked" / "weights.onnx", normalised.astype("float32"))[0]
     assert np.abs(produced - expected).max() <= 1e-4
     # ... and through its SavedModel bundle, loaded by plain TensorFlow in a fresh process.
@@ -129,7 +170,6 @@ def test_bioimageio_package_validates(tmp_path: Path) -> None:
     assert served.returncode == 0, served.stderr[-3000:]
     assert np.abs(np.load(tmp_path / "served.npy") - expected).max() <= 1e-4
     # The halo tools crop from tiles is the measured one, and the input's minimum allows it.
-    rdf = yaml.safe_load((tmp_path / "unpacked" / "rdf.yaml").read_text())
     halos = {axis["id"]: axis["halo"] for axis in rdf["outputs"][0]["axes"] if "halo" in axis}
     assert halos == {"y": context_halo(model)[0], "x": context_halo(model)[0]}
     assert rdf["inputs"][0]["axes"][1]["size"]["min"] >= 2 * halos["y"] + 32
