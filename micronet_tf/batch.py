@@ -57,6 +57,13 @@ def _write_png(path: Path, array: np.ndarray) -> None:
         Image.fromarray(array).save(temporary, format="PNG")
 
 
+def _write_tiff(path: Path, array: np.ndarray) -> None:
+    import tifffile
+
+    with atomic_output_path(path) as temporary:
+        tifffile.imwrite(temporary, array)
+
+
 def _command_outputs(folder: Path, command: str) -> set[str]:
     try:
         files = json.loads((folder / MANIFEST).read_text()).get("files", {})
@@ -146,14 +153,20 @@ def predict_files(
     force: bool = False,
     mixed_precision: str | None = None,
     jit_compile: bool = False,
+    tta: str | None = None,
+    uncertainty: str | None = None,
+    keep_orientation: bool | None = None,
 ) -> dict[str, str]:
-    """``<name>_mask.png`` (class index) and ``<name>_overlay.png`` per input; returns
-    ``{input: error}`` for the files that failed. Files in ``out_dir`` that an earlier
-    ``predict`` did not write are never replaced (unless ``force``), and its outputs in an
-    input folder are not segmented again. ``mixed_precision`` / ``jit_compile``: as
-    :func:`micronet_tf.tiling.predict`."""
+    """``<name>_mask.png`` (class index) and ``<name>_overlay.png`` per input, with
+    ``uncertainty`` also ``<name>_uncertainty.tif`` (float32); returns ``{input: error}`` for
+    the files that failed. Files in ``out_dir`` that an earlier ``predict`` did not write are
+    never replaced (unless ``force``), and its outputs in an input folder are not segmented
+    again. ``mixed_precision`` / ``jit_compile`` / ``tta`` / ``uncertainty`` /
+    ``keep_orientation``: as :func:`micronet_tf.tiling.predict`."""
     from micronet_tf.preprocessing import read_image, to_float_rgb
-    from micronet_tf.tiling import predict, to_index_mask
+    from micronet_tf.tiling import check_tta, predict, to_index_mask
+
+    check_tta(tta, uncertainty)  # once, before any file
 
     paths = expand_inputs(inputs, skip_outputs_of="predict")
     if not paths:
@@ -193,9 +206,11 @@ def predict_files(
 
     def work(path: Path) -> str:
         targets = [out / f"{path.stem}_mask.png", out / f"{path.stem}_overlay.png"]
+        if uncertainty is not None:
+            targets.append(out / f"{path.stem}_uncertainty.tif")
         outputs.claim(targets, path)
         image = read_image(path)
-        probabilities = predict(
+        result = predict(
             model,
             image,
             tile=tile,
@@ -205,13 +220,20 @@ def predict_files(
             activation=activation,
             mixed_precision=mixed_precision,
             jit_compile=jit_compile,
+            tta=tta,
+            uncertainty=uncertainty,
+            keep_orientation=keep_orientation,
         )
+        probabilities = result if uncertainty is None else result[0]
         mask = to_index_mask(probabilities)
         _write_png(targets[0], mask)
         rgb = (to_float_rgb(image) * 255).round().astype(np.uint8)
         _write_png(targets[1], overlay(rgb, mask))
+        if uncertainty is not None:
+            _write_tiff(targets[2], result[1])
         outputs.record(*targets)
-        return f"{mask.shape[1]}x{mask.shape[0]} -> {targets[0].name}, {targets[1].name}"
+        names = ", ".join(target.name for target in targets)
+        return f"{mask.shape[1]}x{mask.shape[0]} -> {names}"
 
     return _run_each(paths, work)
 
@@ -343,7 +365,7 @@ def measure_files(
 
     paths = expand_inputs(
         masks,
-        skip_in_folders=("_overlay",),  # predict's colour overlays
+        skip_in_folders=("_overlay", "_uncertainty"),  # predict's overlays and float maps
         skip_outputs_of="measure",
     )
     if not paths:

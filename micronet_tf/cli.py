@@ -419,6 +419,9 @@ def _cmd_predict(args: argparse.Namespace) -> None:
             force=args.force,
             mixed_precision=args.mixed_precision,
             jit_compile=args.jit_compile,
+            tta=args.tta,
+            uncertainty=args.uncertainty,
+            keep_orientation=args.keep_orientation or None,
         )
     )
 
@@ -854,6 +857,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument(
         "--force", action="store_true", help="replace files in --out that predict did not write"
+    )
+    predict.add_argument(
+        "--tta",
+        choices=["flips", "d4"],
+        help="test-time augmentation: average 4 flips or the 8 flips / 90-degree rotations "
+        "(default: none)",
+    )
+    predict.add_argument(
+        "--uncertainty",
+        choices=["variance", "entropy"],
+        help="also write <name>_uncertainty.tif (float32): variance across the --tta views, "
+        "or the normalised predictive entropy (works without --tta)",
+    )
+    predict.add_argument(
+        "--keep-orientation",
+        action="store_true",
+        help="--tta with the identity and horizontal flip only (default: as the model was trained)",
     )
     _add_compute_flags(predict)
     predict.set_defaults(func=_cmd_predict)
