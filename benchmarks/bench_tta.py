@@ -9,7 +9,10 @@ Super-3's single training image, 40 epochs of 8 crops of 256 per step; the zoo's
 encoder weights when they can be had, else random ones: it says which), into ``OUT/run``; a
 second call with ``--model OUT/run/best.keras`` reuses it. Then every test image is segmented
 with ``micronet_tf.predict`` (tiled as ``micronet-tf predict`` is: tile 512, overlap 64) once
-per TTA mode.
+per TTA mode. ``--activation sigmoid`` (default): each channel's logit through a sigmoid, as
+micronet-tf training (BCE + Dice per channel) and ``micronet-tf evaluate`` read the model;
+``auto`` is what ``predict`` does by default (softmax over several channels: the same argmax
+masks without TTA, other probabilities to average and threshold).
 
 IoU is computed as ``micronet-tf evaluate`` does (each class channel ``> 0.5`` against the true
 class, pixels pooled over the split's images; mean over secondary and tertiary, the matrix
@@ -75,7 +78,7 @@ def error_detection(uncertainty, wrong) -> dict:
     }
 
 
-def evaluate(model, pairs, mode, tile: int, overlap: int) -> dict:
+def evaluate(model, pairs, mode, tile: int, overlap: int, activation: str) -> dict:
     import numpy as np
 
     import micronet_tf
@@ -96,11 +99,14 @@ def evaluate(model, pairs, mode, tile: int, overlap: int) -> dict:
                 overlap=overlap,
                 tta=mode,
                 uncertainty="variance",
+                activation=activation,
                 progress=False,
             )
             if mode is not None
             else (
-                micronet_tf.predict(model, image, tile=tile, overlap=overlap, progress=False),
+                micronet_tf.predict(
+                    model, image, tile=tile, overlap=overlap, activation=activation, progress=False
+                ),
                 None,
             )
         )
@@ -146,6 +152,7 @@ def main() -> None:
     parser.add_argument("--splits", nargs="+", default=["test", "test_ood"])
     parser.add_argument("--tile", type=int, default=512)
     parser.add_argument("--overlap", type=int, default=64)
+    parser.add_argument("--activation", default="sigmoid", choices=["sigmoid", "auto"])
     parser.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0: all)")
     args = parser.parse_args()
 
@@ -161,11 +168,16 @@ def main() -> None:
         raise SystemExit("no benchmark data: set MICRONET_TF_DATA")
     model_path = args.model or train(args.out, args.epochs)
     model = load_model(model_path, compile=False)
-    results: dict = {"model": str(model_path), "tile": args.tile, "overlap": args.overlap}
+    results: dict = {
+        "model": str(model_path),
+        "tile": args.tile,
+        "overlap": args.overlap,
+        "activation": args.activation,
+    }
     for split in args.splits:
         pairs = load_split(data, split)
         for mode in MODES:
-            result = evaluate(model, pairs, mode, args.tile, args.overlap)
+            result = evaluate(model, pairs, mode, args.tile, args.overlap, args.activation)
             results[f"{split}/{mode or 'none'}"] = result
             print(
                 f"{split} tta={mode}: mean IoU {result['mean_iou']:.3f}, "

@@ -230,13 +230,17 @@ def _run_views(
 
 def predictive_entropy(probabilities: np.ndarray) -> np.ndarray:
     """H x W float32 in [0, 1]: the entropy of H x W x C probabilities divided by log(C); for
-    one channel the binary entropy of p and 1 - p (divided by log 2). 0: certain; 1: uniform."""
+    one channel the binary entropy of p and 1 - p (divided by log 2). 0: certain; 1: uniform.
+    Several channels that do not sum to 1 (per-channel sigmoids, as micronet-tf training reads
+    its models) are scaled to sum to 1 first; all zero counts as uniform."""
     p = np.clip(np.asarray(probabilities, np.float32), 0.0, 1.0)
     if p.ndim != 3:
         raise ValueError(f"probabilities of shape {p.shape}: expected HxWxC")
     if p.shape[-1] == 1:
         entropy = (special.entr(p[..., 0]) + special.entr(1 - p[..., 0])) / np.log(2)
     else:
+        total = p.sum(axis=-1, keepdims=True)
+        p = np.where(total > 0, p / np.maximum(total, 1e-30), np.float32(1 / p.shape[-1]))
         entropy = special.entr(p).sum(axis=-1) / np.log(p.shape[-1])
     return np.clip(entropy, 0.0, 1.0).astype(np.float32)
 

@@ -16,7 +16,7 @@ import tifffile
 from PIL import Image
 
 from micronet_tf import tiling
-from micronet_tf.batch import predict_files
+from micronet_tf.batch import measure_files, predict_files
 from micronet_tf.cli import main
 from micronet_tf.export import export_onnx
 from micronet_tf.models import create_segmentation_model, set_training_labels
@@ -149,6 +149,12 @@ def test_entropy_with_and_without_tta() -> None:
     # Normalised: a uniform guess is 1, a sure one 0; one channel is the binary entropy.
     sure_and_unsure = np.array([[[1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3]]], np.float32)
     assert np.allclose(predictive_entropy(sure_and_unsure), [[0.0, 1.0]], atol=1e-6)
+    # Per-channel sigmoids (not summing to 1) are scaled to sum to 1; all zero is uniform.
+    sigmoids = np.array([[[0.9, 0.0, 0.0], [0.8, 0.8, 0.8], [0.0, 0.0, 0.0]]], np.float32)
+    assert np.allclose(predictive_entropy(sigmoids), [[0.0, 1.0, 1.0]], atol=1e-6)
+    scaled = predictive_entropy(np.array([[[0.3, 0.1, 0.1]]], np.float32))  # as 0.6, 0.2, 0.2
+    expected = -(0.6 * np.log(0.6) + 2 * 0.2 * np.log(0.2)) / np.log(3)
+    assert np.allclose(scaled, [[expected]], atol=1e-6)
     binary = predictive_entropy(np.array([[[0.0], [0.5], [0.9]]], np.float32))
     expected = -(0.9 * np.log(0.9) + 0.1 * np.log(0.1)) / np.log(2)
     assert np.allclose(binary, [[0.0, 1.0, expected]], atol=1e-6)
@@ -225,7 +231,7 @@ def test_cli_writes_the_uncertainty_map(tmp_path: Path, capsys: pytest.CaptureFi
     command = [sys.executable, "-m", "micronet_tf.cli", "predict", str(model_path), str(inputs)]
     command += ["--out", str(out), "--tile", "64", "--overlap", "16"]
     result = subprocess.run(
-        [*command, "--tta", "d4", "--uncertainty", "variance"],
+        [*command, "--tta", "flips", "--uncertainty", "variance"],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -240,6 +246,10 @@ def test_cli_writes_the_uncertainty_map(tmp_path: Path, capsys: pytest.CaptureFi
     files = json.loads((out / "micronet-tf-outputs.json").read_text())["files"]
     assert files["a_uncertainty.tif"] == files["b_uncertainty.tif"] == "predict"
     assert not list(out.glob(".partial-*"))
+    # `measure` on the folder takes the masks, not the float maps.
+    assert measure_files([str(out)], tmp_path / "measured") == {}
+    measured = json.loads((tmp_path / "measured" / "summary.json").read_text())["images"]
+    assert sorted(measured) == ["a_mask.png", "b_mask.png"]
 
     # In Python, entropy without TTA; a second run replaces its own outputs; bad flags fail
     # before any file is read.
