@@ -90,6 +90,13 @@ def read_mask_record(path: str | os.PathLike) -> dict | None:
     return record
 
 
+def _write_tiff(path: Path, array: np.ndarray) -> None:
+    import tifffile
+
+    with atomic_output_path(path) as temporary:
+        tifffile.imwrite(temporary, array)
+
+
 def _command_outputs(folder: Path, command: str) -> set[str]:
     try:
         files = json.loads((folder / MANIFEST).read_text()).get("files", {})
@@ -186,12 +193,18 @@ def predict_files(
     databar: str | int = "auto",
     pixel_size: float | None = None,
     unit: str = "um",
+    tta: str | None = None,
+    uncertainty: str | None = None,
+    keep_orientation: bool | None = None,
+    normalization: str = "auto",
 ) -> dict[str, str]:
-    """``<name>_mask.png`` (class index) and ``<name>_overlay.png`` per input; returns
-    ``{input: error}`` for the files that failed. Files in ``out_dir`` that an earlier
-    ``predict`` did not write are never replaced (unless ``force``), and its outputs in an
-    input folder are not segmented again. ``mixed_precision`` / ``jit_compile``: as
-    :func:`micronet_tf.tiling.predict`.
+    """``<name>_mask.png`` (class index) and ``<name>_overlay.png`` per input, with
+    ``uncertainty`` also ``<name>_uncertainty.tif`` (float32); returns ``{input: error}`` for
+    the files that failed. Files in ``out_dir`` that an earlier ``predict`` did not write are
+    never replaced (unless ``force``), and its outputs in an input folder are not segmented
+    again. ``mixed_precision`` / ``jit_compile`` / ``tta`` / ``uncertainty`` /
+    ``keep_orientation`` / ``normalization`` (default: as the model was trained; a dim
+    image under ``"dtype"`` is named in a warning): as :func:`micronet_tf.tiling.predict`.
 
     ``databar``: ``"auto"`` (the file's metadata, else :func:`micronet_tf.databar.detect_databar`),
     ``"none"`` or a number of rows: the instrument's band at the bottom, left out of the
@@ -200,9 +213,14 @@ def predict_files(
     ``pixel_size`` (in ``unit``) is given. Both are recorded in the mask PNG (text chunk
     ``micronet-tf``), where ``measure`` finds them."""
     from micronet_tf.databar import check_databar, resolve_databar
+    from micronet_tf.intensity import Normalization
     from micronet_tf.pixel_size import PixelSize, read_calibration
     from micronet_tf.preprocessing import read_image, to_float_rgb
-    from micronet_tf.tiling import predict, to_index_mask
+    from micronet_tf.tiling import check_tta, predict, to_index_mask
+
+    check_tta(tta, uncertainty)  # once, before any file
+    if normalization != "auto":
+        Normalization.parse(normalization)
 
     databar = check_databar(databar)
     if pixel_size is not None and pixel_size <= 0:
@@ -247,13 +265,15 @@ def predict_files(
 
     def work(path: Path) -> str:
         targets = [out / f"{path.stem}_mask.png", out / f"{path.stem}_overlay.png"]
+        if uncertainty is not None:
+            targets.append(out / f"{path.stem}_uncertainty.tif")
         outputs.claim(targets, path)
         image = read_image(path)
         calibration = read_calibration(path)
         scale = given or calibration.pixel_size
         height = image.shape[0]
         bar, how = resolve_databar(image, databar, metadata_height=calibration.image_height)
-        probabilities = predict(
+        result = predict(
             model,
             image[: height - bar],
             tile=tile,
@@ -263,7 +283,13 @@ def predict_files(
             activation=activation,
             mixed_precision=mixed_precision,
             jit_compile=jit_compile,
+            tta=tta,
+            uncertainty=uncertainty,
+            keep_orientation=keep_orientation,
+            normalization=normalization,
+            name=str(path),
         )
+        probabilities = result if uncertainty is None else result[0]
         mask = to_index_mask(probabilities)
         how = f"{how}: {calibration.image_height_source}" if how == "metadata" else how
         record = {
@@ -276,9 +302,12 @@ def predict_files(
         _write_png(targets[0], mask, record)
         rgb = (to_float_rgb(image) * 255).round().astype(np.uint8)
         _write_png(targets[1], overlay(rgb, mask))
+        if uncertainty is not None:
+            _write_tiff(targets[2], result[1])
         outputs.record(*targets)
+        names = ", ".join(target.name for target in targets)
         return (
-            f"{mask.shape[1]}x{height} -> {targets[0].name}, {targets[1].name}; data bar: "
+            f"{mask.shape[1]}x{height} -> {names}; data bar: "
             f"{bar} rows ({how}); pixel size: {scale.describe() if scale else 'unknown'}"
         )
 

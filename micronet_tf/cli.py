@@ -7,6 +7,7 @@ import argparse
 import os
 import re
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -445,6 +446,10 @@ def _cmd_predict(args: argparse.Namespace) -> None:
             databar=args.databar,
             pixel_size=args.pixel_size,
             unit=args.unit,
+            tta=args.tta,
+            uncertainty=args.uncertainty,
+            keep_orientation=args.keep_orientation or None,
+            normalization=args.normalization or "auto",
         )
     )
 
@@ -907,6 +912,24 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--force", action="store_true", help="replace files in --out that predict did not write"
     )
+    predict.add_argument(
+        "--tta",
+        choices=["flips", "d4"],
+        help="test-time augmentation: average 4 flips or the 8 flips / 90-degree rotations "
+        "(default: none)",
+    )
+    predict.add_argument(
+        "--uncertainty",
+        choices=["variance", "entropy"],
+        help="also write <name>_uncertainty.tif (float32): variance across the --tta views, "
+        "or the normalised predictive entropy (works without --tta)",
+    )
+    predict.add_argument(
+        "--keep-orientation",
+        action="store_true",
+        help="--tta with the identity and horizontal flip only (default: as the model was trained)",
+    )
+    _add_normalization_flag(predict, "default: as the model was trained (stored in it)")
     _add_compute_flags(predict)
     predict.set_defaults(func=_cmd_predict)
 
@@ -1103,6 +1126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args([a for a in argv if a not in ("--debug", "--verbose")])
     if not verbose and "TF_CPP_MIN_LOG_LEVEL" not in os.environ and args.command != "zoo":
         _start_tensorflow_quietly()
+    shown = warnings.formatwarning
+    if not debug:  # "micronet-tf predict: warning: ...", not a source line of ours
+        warnings.formatwarning = lambda message, category, *_, **__: (
+            f"micronet-tf {args.command}: warning: {message}\n"
+        )
     try:
         args.func(args)
     except _user_errors() as error:
@@ -1111,6 +1139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = _in_flags(str(error), parser, args.command)
         print(f"micronet-tf {args.command}: error: {message}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = shown
     return 0
 
 
