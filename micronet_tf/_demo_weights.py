@@ -155,7 +155,7 @@ def resolve_demo_weights(
     text = os.fspath(requested)
     if text != AUTO and Path(text).is_file():
         return _file_weights(Path(text))
-    from micronet_tf._weights import check_weights_argument
+    from micronet_tf.weights import check_weights_argument
 
     if text != AUTO:
         check_weights_argument(requested, "encoder_weights")  # not a file: a zoo name
@@ -170,6 +170,8 @@ def resolve_demo_weights(
 
 def _from_zoo(encoder: str, name: str, *, required: bool, cache_dir, timeout: float) -> DemoWeights:
     from micronet_tf import zoo
+    from micronet_tf.encoders import zoo_encoder
+    from micronet_tf.weights import zoo_weights_file
     from micronet_tf.zoo._manifest import OFFLINE_ENV, URL_ENV, env_flag
 
     label = {"micronet": "MicroNet", "imagenet-micronet": "ImageNet + MicroNet"}
@@ -210,7 +212,7 @@ def _from_zoo(encoder: str, name: str, *, required: bool, cache_dir, timeout: fl
     # 1. The cache: converted weights, a published artifact, or NASA's checkpoint to convert.
     try:
         with _environment({OFFLINE_ENV: "1"}):
-            path = zoo.download(entry.key, "keras", cache_dir=cache_dir, progress=False)
+            path = zoo_weights_file(entry.key, zoo_encoder, cache_dir=cache_dir, progress=False)
         return _found(encoder, what, entry.key, path, f"the cache {folder}", cache_dir)
     except _FAILURES as error:
         if needs_torch and (folder / entry.source.filename).is_file():
@@ -244,7 +246,9 @@ def _from_zoo(encoder: str, name: str, *, required: bool, cache_dir, timeout: fl
     try:
         # An unreachable mirror is left out, so that the download does not retry it.
         with _environment({URL_ENV: None} if mirror_down else {}):
-            path = zoo.download(entry.key, "keras", cache_dir=cache_dir, trust_unverified=True)
+            path = zoo_weights_file(
+                entry.key, zoo_encoder, cache_dir=cache_dir, trust_unverified=True
+            )
     except _FAILURES as error:
         return give_up(
             f"{not_cached}, and the download failed: {str(error).splitlines()[0]}", error

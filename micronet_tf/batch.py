@@ -14,15 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from micronet_tf._files import OUTPUT_MANIFEST, atomic_output_path
+from micronet_tf.report import PALETTE, overlay  # noqa: F401  (batch.PALETTE, as before)
 
 IMAGE_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg", ".bmp")
 MANIFEST = OUTPUT_MANIFEST  # what predict / measure wrote into an output folder
 # The PNG text chunk in which predict's masks carry their scale and data-bar rows to measure.
 MASK_RECORD_KEY = "micronet-tf"
-# Overlay colours per class index (class 0 is left uncoloured).
-PALETTE = np.array(
-    [(0, 0, 0), (0, 90, 255), (255, 40, 40), (40, 220, 40), (255, 200, 0), (200, 0, 255)], np.uint8
-)
 
 
 def expand_inputs(
@@ -153,19 +150,6 @@ class _Outputs:
             temporary.write_text(json.dumps({"files": dict(sorted(self.files.items()))}, indent=1))
 
 
-def overlay(image_rgb: np.ndarray, index_mask: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """8-bit RGB micrograph with each class > 0 tinted in its palette colour. Rows below the
-    mask (a data bar cut off before prediction) are kept, untinted and dimmed to half."""
-    rows = index_mask.shape[0]
-    colours = PALETTE[np.minimum(index_mask, len(PALETTE) - 1)].astype(np.float32)
-    blended = image_rgb.astype(np.float32)
-    painted = index_mask > 0
-    area = blended[:rows]
-    area[painted] = (1 - alpha) * area[painted] + alpha * colours[painted]
-    blended[rows:] *= 0.5
-    return blended.clip(0, 255).astype(np.uint8)
-
-
 def _run_each(paths: Sequence[Path], work) -> dict[str, str]:
     failures: dict[str, str] = {}
     for path in paths:
@@ -237,8 +221,8 @@ def predict_files(
             "file, or an .onnx file with --engine onnx)"
         )
     if engine == "keras":
-        from micronet_tf import load_model
         from micronet_tf.compute import with_precision
+        from micronet_tf.saving import load_model
 
         # Rebuilt once here (not once per file) when another precision is asked for.
         model = with_precision(load_model(model_path, compile=False), mixed_precision)

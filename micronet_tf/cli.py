@@ -488,7 +488,7 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
         model = get_encoder(str(args.model), weights=_weights_argument(args.weights))
     else:
-        from micronet_tf import load_model
+        from micronet_tf.saving import load_model
 
         if not args.model.is_file():
             raise FileNotFoundError(
@@ -552,7 +552,18 @@ def _cmd_zoo(args: argparse.Namespace) -> None:
 
         print(json.dumps(zoo.model_info(args.name), indent=1))
     else:
-        path = zoo.download(args.name, args.kind, trust_unverified=args.trust_unverified or None)
+        trust = args.trust_unverified or None
+        if args.kind == "keras":  # published, else NASA's checkpoint converted into the cache
+            from micronet_tf.encoders import zoo_encoder
+            from micronet_tf.weights import zoo_weights_file
+
+            path = zoo_weights_file(args.name, zoo_encoder, trust_unverified=trust)
+        elif args.kind == "onnx":  # published, else exported into the cache
+            from micronet_tf.export import zoo_onnx_file
+
+            path = zoo_onnx_file(args.name, trust_unverified=trust)
+        else:
+            path = zoo.download(args.name, "source", trust_unverified=trust)
         print(path)
 
 

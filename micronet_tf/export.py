@@ -170,3 +170,35 @@ def export_onnx(
 
     onnx.checker.check_model(str(out))
     return out
+
+
+def zoo_onnx_file(
+    name: str,
+    *,
+    encoder: str | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    trust_unverified: bool | None = None,
+    progress: bool | None = None,
+) -> Path:
+    """Zoo entry ``name``'s encoder as ONNX, verified: the published file
+    (:func:`micronet_tf.zoo.download`), else exported into the cache from its Keras weights
+    (``*.converted.onnx`` beside its sha256)."""
+    from micronet_tf import zoo
+    from micronet_tf.encoders import get_encoder, zoo_encoder
+    from micronet_tf.weights import load_zoo_weights
+
+    options = {"cache_dir": cache_dir, "trust_unverified": trust_unverified, "progress": progress}
+    entry = zoo.current_manifest(cache_dir).resolve(name, encoder)
+    published = zoo.published_file(entry.key, "onnx", **options)
+    if published is not None:
+        return published
+    target = zoo.entry_cache_dir(entry, cache_dir) / f"{entry.name}-{entry.version}.converted.onnx"
+    if zoo.verified_by_record(target):
+        return target
+    encoder_model = get_encoder(entry.encoder)
+    load_zoo_weights(
+        encoder_model, entry.key, encoder=entry.encoder, zoo_encoder=zoo_encoder, **options
+    )
+    export_onnx(encoder_model, target)
+    zoo.write_hash_record(target)
+    return target

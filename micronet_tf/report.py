@@ -16,6 +16,23 @@ import numpy as np
 from micronet_tf._files import atomic_output_path
 
 _BLUE, _ORANGE = "#3a7bd5", "#e8710a"
+# Overlay colours per class index (class 0 is left uncoloured).
+PALETTE = np.array(
+    [(0, 0, 0), (0, 90, 255), (255, 40, 40), (40, 220, 40), (255, 200, 0), (200, 0, 255)], np.uint8
+)
+
+
+def overlay(image_rgb: np.ndarray, index_mask: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """8-bit RGB micrograph with each class > 0 tinted in its palette colour. Rows below the
+    mask (a data bar cut off before prediction) are kept, untinted and dimmed to half."""
+    rows = index_mask.shape[0]
+    colours = PALETTE[np.minimum(index_mask, len(PALETTE) - 1)].astype(np.float32)
+    blended = image_rgb.astype(np.float32)
+    painted = index_mask > 0
+    area = blended[:rows]
+    area[painted] = (1 - alpha) * area[painted] + alpha * colours[painted]
+    blended[rows:] *= 0.5
+    return blended.clip(0, 255).astype(np.uint8)
 
 
 def _pyplot():
@@ -103,7 +120,6 @@ def companion(mask_path: Path, suffix: str) -> Path:
 def _overlay_image(
     mask_path: Path, index_mask: np.ndarray, notes: list[str]
 ) -> tuple[np.ndarray, str]:
-    from micronet_tf.batch import PALETTE
     from micronet_tf.preprocessing import read_image
 
     found = companion(mask_path, "overlay.png")
@@ -157,8 +173,6 @@ def write_image_panel(
     ``thickness``, the histogram of its thickness samples instead). Returns notes on what
     was missing."""
     from matplotlib.patches import Patch
-
-    from micronet_tf.batch import PALETTE
 
     plt = _pyplot()
     notes: list[str] = []

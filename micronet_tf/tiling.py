@@ -138,7 +138,7 @@ def _runner(
         from micronet_tf.compute import inference_function, with_precision
 
         if isinstance(model, (str, os.PathLike)):
-            from micronet_tf import load_model
+            from micronet_tf.saving import load_model
 
             model = load_model(model, compile=False)
         inputs = getattr(model, "inputs", None)

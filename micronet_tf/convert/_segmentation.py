@@ -11,8 +11,8 @@ from typing import Any
 
 import keras
 
-from micronet_tf.convert._checkpoint import read_torch_checkpoint
-from micronet_tf.convert._errors import ConversionError
+from micronet_tf.models import create_segmentation_model, load_torch_weights
+from micronet_tf.torch_weights import ConversionError, read_torch_checkpoint
 
 _HEAD_BIAS = "segmentation_head.0.bias"
 # Training-history entries of the original checkpoints kept in the Keras model's info.
@@ -49,8 +49,6 @@ def segmentation_model_from_torch(
     reproduces the original models (sigmoid for one class, softmax over channels otherwise).
     ``encoder_options``: the encoder family's build options (a state dict cannot tell them).
     """
-    from micronet_tf.models import create_segmentation_model, load_torch_weights
-
     state = read_torch_checkpoint(checkpoint)
     meta = state.metadata
     architecture = architecture or meta.get("architecture")

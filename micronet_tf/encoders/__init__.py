@@ -2,30 +2,30 @@
 
 ``get_encoder`` returns a ``keras.Model`` whose outputs are the ``depth + 1`` feature maps that
 smp's encoder ``forward`` returns (for most families the input itself, then strides 2, 4, 8,
-16, 32; for VGG the stride-1 feature first), channels-last.
+16, 32; for VGG the stride-1 feature first), channels-last. Building lives in
+:mod:`micronet_tf.encoders._build`, weights resolution in :mod:`micronet_tf.weights`.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib
-import pkgutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import keras
-from keras import layers
 
-from micronet_tf._weights import WeightsArg, apply_weights
-from micronet_tf.encoders._blocks import dilation_plan
-from micronet_tf.encoders._registry import (
-    EncoderSpec,
-    encoder_spec,
-    registered_names,
-    registered_specs,
+from micronet_tf.encoders._build import (
+    MAX_DEPTH,
+    build_classifier,
+    build_encoder,
+    dilatable_encoders,
+    list_encoders,
+    unused_checkpoint_prefixes,
 )
+from micronet_tf.encoders._registry import EncoderSpec, encoder_spec
+from micronet_tf.weights import WeightsArg, ZooEncoder, apply_weights
 
 __all__ = [
+    "MAX_DEPTH",
     "EncoderSpec",
     "dilatable_encoders",
     "encoder_spec",
@@ -33,113 +33,19 @@ __all__ = [
     "get_encoder",
     "list_encoders",
     "unused_checkpoint_prefixes",
+    "zoo_encoder",
 ]
 
-_OUTPUT_STRIDES = (8, 16, 32)
-MAX_DEPTH = 5
-# Every public module of this package is one encoder family that registers its variants on
-# import; they are imported in NASA's order (which list_encoders() keeps), others after.
-_FAMILY_ORDER = (
-    "resnet",
-    "senet",
-    "densenet",
-    "dpn",
-    "efficientnet",
-    "inceptionv4",
-    "inceptionresnetv2",
-    "xception",
-    "mobilenet",
-    "vgg",
-)
 
-
-def _import_families() -> None:
-    found = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
-    rank = {name: index for index, name in enumerate(_FAMILY_ORDER)}
-    for name in sorted(found, key=lambda n: (rank.get(n, len(rank)), n)):
-        importlib.import_module(f"{__name__}.{name}")
-
-
-_import_families()
-
-
-def list_encoders() -> list[str]:
-    """Names accepted by :func:`get_encoder` (smp's encoder names)."""
-    return registered_names()
-
-
-def dilatable_encoders() -> list[str]:
-    """Encoders that smp (and so micronet-tf) can dilate: what DeepLabV3(+) and PAN accept."""
-    return [spec.name for spec in registered_specs() if spec.dilatable]
-
-
-def _dilations(output_stride: int) -> dict[int, int]:
-    """smp's ``make_dilated``: each stage whose stride exceeds ``output_stride`` is dilated by
-    ``stage_stride // output_stride``."""
-    if output_stride not in _OUTPUT_STRIDES:
-        raise ValueError(f"output_stride must be one of {_OUTPUT_STRIDES}, got {output_stride!r}")
-    return {stage: stage // output_stride for stage in (16, 32) if stage > output_stride}
-
-
-def _check_input_shape(input_shape: Sequence[int | None]) -> tuple[int | None, ...]:
-    shape = tuple(input_shape)
-    if len(shape) != 3 or shape[-1] is None:
-        raise ValueError(
-            f"input_shape must be (height, width, channels) with a known channel count, "
-            f"got {input_shape!r}"
-        )
-    return shape
-
-
-def _check_depth(spec: EncoderSpec, depth: int) -> None:
-    if not isinstance(depth, int) or not spec.min_depth <= depth <= MAX_DEPTH:
-        raise ValueError(
-            f"depth must be an integer in {spec.min_depth}..{MAX_DEPTH} for {spec.name!r}, "
-            f"got {depth!r}"
-        )
-
-
-def _check_dilatable(spec: EncoderSpec, output_stride: int) -> dict[int, int]:
-    dilations = _dilations(output_stride)
-    if dilations and not spec.dilatable:
-        raise ValueError(
-            f"encoder {spec.name!r} cannot be dilated (output_stride={output_stride}): smp "
-            f"refuses to dilate {spec.family} encoders, whose downsampling includes pooling. "
-            "DeepLabV3, DeepLabV3Plus and PAN (unless encoder_output_stride=32) need a dilated "
-            f"encoder; these can be: {', '.join(dilatable_encoders())}"
-        )
-    return dilations
-
-
-def _all_outputs(
-    spec: EncoderSpec,
-    inputs: keras.KerasTensor,
-    dilations: dict[int, int],
-    options: Mapping[str, Any] | None = None,
-    **params: Any,
-) -> list[keras.KerasTensor]:
-    """The six outputs of smp's depth-5 ``forward`` (stride 1 or the input, then 2..32)."""
-    params = {**spec.params, **params, **spec.resolve_options(options)}
-    with dilation_plan(dilations):
-        features = list(spec.build(inputs, **params))
-    if spec.first_output_is_input:
-        features.insert(0, layers.Identity(name="identity")(inputs))
-    if len(features) != MAX_DEPTH + 1:
-        raise RuntimeError(f"{spec.name}: the family builder returned {len(features)} maps")
-    return features
-
-
-def _unbuilt_layers(inputs, outputs: list[keras.KerasTensor], depth: int) -> tuple[str, ...]:
-    """Weighted layers that only outputs deeper than ``depth`` depend on: their checkpoint
-    tensors are what a shallower encoder ignores (derived from the graph, never hand-listed)."""
-    if depth == MAX_DEPTH:
-        return ()
-
-    def weighted(model: keras.Model) -> set[str]:
-        return {layer.name for layer in model.layers if layer.weights}
-
-    used = weighted(keras.Model(inputs, outputs[: depth + 1]))
-    return tuple(sorted(weighted(keras.Model(inputs, outputs)) - used))
+def zoo_encoder(name: str) -> ZooEncoder:
+    """How the weights resolver builds encoder ``name`` for a model-zoo entry (depth 5, default
+    options) and maps NASA's checkpoint onto it."""
+    spec = encoder_spec(name)
+    return ZooEncoder(
+        build=lambda: build_encoder(name)[0],
+        key_renames=spec.key_renames,
+        ignored_prefixes=spec.encoder_ignored_prefixes,
+    )
 
 
 def get_encoder(
@@ -164,33 +70,18 @@ def get_encoder(
             encoders that smp cannot dilate refuse it.
         options: the encoder family's build options (``encoder_spec(name).options``).
     """
-    spec = encoder_spec(name)
-    _check_depth(spec, depth)
-    dilations = _check_dilatable(spec, output_stride)
-    inputs = keras.Input(_check_input_shape(input_shape), name="image")
-    outputs = _all_outputs(spec, inputs, dilations, options)
-    model = keras.Model(inputs, outputs[: depth + 1], name=model_name or name)
+    model, unused = build_encoder(
+        name, input_shape, depth, output_stride, model_name=model_name, **options
+    )
     apply_weights(
         model,
         weights,
-        ignore_prefixes=(*spec.encoder_ignored_prefixes, *_unbuilt_layers(inputs, outputs, depth)),
-        renames=spec.key_renames,
+        ignore_prefixes=unused,
+        renames=encoder_spec(name).key_renames,
         encoder=name,
+        zoo_encoder=zoo_encoder,
     )
     return model
-
-
-@functools.lru_cache(maxsize=64)
-def unused_checkpoint_prefixes(name: str, depth: int = MAX_DEPTH) -> tuple[str, ...]:
-    """Module paths that a checkpoint of ``name``'s full network holds and a depth-``depth``
-    encoder does not use: the classification head and the deeper stages."""
-    spec = encoder_spec(name)
-    _check_depth(spec, depth)
-    if depth == MAX_DEPTH:
-        return spec.encoder_ignored_prefixes
-    inputs = keras.Input((None, None, 3))
-    unbuilt = _unbuilt_layers(inputs, _all_outputs(spec, inputs, {}), depth)
-    return (*spec.encoder_ignored_prefixes, *unbuilt)
 
 
 def get_classifier(
@@ -211,12 +102,7 @@ def get_classifier(
     the head randomly initialised, with a warning.
     """
     spec = encoder_spec(name)
-    if not isinstance(classes, int) or classes < 1:
-        raise ValueError(f"classes must be a positive integer, got {classes!r}")
-    inputs = keras.Input(_check_input_shape(input_shape), name="image")
-    features = _all_outputs(spec, inputs, {}, options, **spec.classifier_params)
-    logits = spec.classifier_head(features[-1], classes)
-    model = keras.Model(inputs, logits, name=model_name or f"{name}_classifier")
+    model = build_classifier(name, classes, input_shape, model_name=model_name, **options)
     apply_weights(
         model,
         weights,
@@ -224,5 +110,6 @@ def get_classifier(
         ignore_prefixes=spec.ignored_prefixes,
         renames=spec.key_renames,
         encoder=name,
+        zoo_encoder=zoo_encoder,
     )
     return model

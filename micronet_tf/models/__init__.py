@@ -12,14 +12,16 @@ from typing import Any
 
 import keras
 
-from micronet_tf._weights import WeightsArg
-from micronet_tf.encoders import encoder_spec
+from micronet_tf.encoders import encoder_spec, unused_checkpoint_prefixes
+from micronet_tf.intensity import Normalization
 from micronet_tf.models._layers import InputSizeCheck, Resize, SegmentationOutput
 from micronet_tf.models._registry import (
     ArchitectureSpec,
     architecture_spec,
     registered_architectures,
 )
+from micronet_tf.torch_weights import load_torch_weights as assign_checkpoint
+from micronet_tf.weights import WeightsArg
 
 __all__ = [
     "ArchitectureSpec",
@@ -172,8 +174,6 @@ def set_training_labels(model: keras.Model, record: dict) -> None:
 def input_normalization(model: keras.Model):
     """The :class:`~micronet_tf.intensity.Normalization` the model was trained with
     (``"dtype"`` for models that record none, as before it was recorded)."""
-    from micronet_tf.intensity import Normalization
-
     try:
         layer = _output_layer(model)
     except ValueError:
@@ -183,8 +183,6 @@ def input_normalization(model: keras.Model):
 
 def set_input_normalization(model: keras.Model, normalization) -> None:
     """Store the intensity normalisation (``"dtype"``, ``"percentile"``, ...) in the model."""
-    from micronet_tf.intensity import Normalization
-
     _output_layer(model).model_info["normalization"] = Normalization.parse(
         normalization
     ).to_config()
@@ -194,9 +192,6 @@ def load_torch_weights(model: keras.Model, checkpoint):
     """Load an smp model's state dict (path or mapping) into ``model``, strictly; parameters
     that smp creates but never uses (encoder stages below ``encoder_depth``, decoder modules
     unused with these options) are skipped, legacy encoder keys renamed as smp does."""
-    from micronet_tf import convert
-    from micronet_tf.encoders import unused_checkpoint_prefixes
-
     info = model_info(model)
     encoder = encoder_spec(info["encoder"])
     unused = architecture_spec(info["architecture"]).unused_checkpoint_prefixes(
@@ -204,6 +199,4 @@ def load_torch_weights(model: keras.Model, checkpoint):
     )
     depth = len(model.get_layer("encoder").outputs) - 1
     unused += tuple(f"encoder.{p}" for p in unused_checkpoint_prefixes(encoder.name, depth))
-    return convert.load_torch_weights(
-        model, checkpoint, ignore_prefixes=unused, renames=encoder.key_renames
-    )
+    return assign_checkpoint(model, checkpoint, ignore_prefixes=unused, renames=encoder.key_renames)

@@ -111,7 +111,7 @@ def check_training_arguments(
         raise ValueError(
             str(error).replace("checkpoint_every=", name("checkpoint_every") + " ")
         ) from None
-    from micronet_tf._weights import check_weights_argument
+    from micronet_tf.weights import check_weights_argument
 
     check_weights_argument(encoder_weights, name("encoder_weights"))
 
@@ -307,13 +307,13 @@ def _fine_tune_builder(
 ):
     """A builder that starts from the model in ``init``: as it is for the same classes, with a
     new head (all else kept) for other ones; announces which in one line."""
-    from micronet_tf import load_model
     from micronet_tf.models import (
         class_names,
         create_segmentation_model,
         input_normalization,
         model_info,
     )
+    from micronet_tf.saving import load_model
 
     loaded = load_model(init, compile=False)
     try:
@@ -750,7 +750,7 @@ def _load_evaluated_model(model) -> tuple[keras.Model, Path | None]:
         raise FileNotFoundError(
             f"model {str(path)!r}: expected a run folder holding {BEST_MODEL} or a .keras file"
         )
-    from micronet_tf import load_model
+    from micronet_tf.saving import load_model
 
     return load_model(path), log
 

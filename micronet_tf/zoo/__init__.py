@@ -1,7 +1,9 @@
 """The MicroNet model zoo: named, versioned, hash-verified encoder weights (Keras, ONNX) and
 NASA's PyTorch sources, cached locally.
 
-``get_encoder("resnet50", weights="micronet")`` resolves through here. Environment:
+The zoo finds and verifies files; ``get_encoder("resnet50", weights="micronet")`` puts them
+on a model through :mod:`micronet_tf.weights` (converting NASA's checkpoint where no Keras
+file is published). Environment:
 ``MICRONET_TF_HOME`` (cache root), ``MICRONET_TF_OFFLINE=1`` (cache only),
 ``MICRONET_TF_ZOO_URL`` (a mirror holding the published artifacts and optionally its
 ``manifest.json``), ``MICRONET_TF_TRUST_UNVERIFIED=1`` (allow NASA files nobody has hashed yet).
@@ -11,8 +13,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from micronet_tf.zoo._cache import current_manifest, download, zoo_cache_dir
-from micronet_tf.zoo._load import is_zoo_name, load_zoo_weights
+from micronet_tf.zoo._cache import (
+    current_manifest,
+    download,
+    entry_cache_dir,
+    published_file,
+    verified_by_record,
+    write_hash_record,
+    zoo_cache_dir,
+)
 from micronet_tf.zoo._manifest import (
     KINDS,
     PRETRAININGS,
@@ -20,6 +29,7 @@ from micronet_tf.zoo._manifest import (
     Manifest,
     ZooEntry,
     ZooError,
+    is_zoo_name,
     packaged_manifest,
     read_manifest,
 )
@@ -33,12 +43,15 @@ __all__ = [
     "ZooError",
     "current_manifest",
     "download",
+    "entry_cache_dir",
     "is_zoo_name",
     "list_models",
-    "load_zoo_weights",
     "model_info",
     "packaged_manifest",
+    "published_file",
     "read_manifest",
+    "verified_by_record",
+    "write_hash_record",
     "zoo_cache_dir",
 ]
 

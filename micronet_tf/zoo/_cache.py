@@ -1,5 +1,6 @@
-"""Zoo files in the local cache: verified downloads, offline mode, trust-on-first-use for
-NASA's unhashed checkpoints, and on-the-fly conversion when no Keras artifact is published."""
+"""Zoo files in the local cache: verified downloads, offline mode and trust-on-first-use for
+NASA's unhashed checkpoints. Converting a checkpoint when no Keras artifact is published is
+:mod:`micronet_tf.weights`' job; the zoo knows nothing of encoders, conversion or export."""
 
 from __future__ import annotations
 
@@ -151,49 +152,48 @@ def _published(manifest: Manifest, entry: ZooEntry, kind: str, cache_dir, progre
 
 def _require_available(entry: ZooEntry) -> None:
     if not entry.available:
-        from micronet_tf.encoders import list_encoders
-
         raise ZooError(
             f"{entry.key}: micronet-tf has no Keras architecture for {entry.encoder!r} yet "
-            f"(available: {', '.join(list_encoders())}); download(..., kind='source') still "
-            "gives NASA's PyTorch checkpoint"
+            "(micronet_tf.encoders.list_encoders() lists those it has); download(..., "
+            "kind='source') still gives NASA's PyTorch checkpoint"
         )
 
 
-def _converted(manifest, entry, cache_dir, trust, progress) -> Path:
-    """NASA's checkpoint converted into the cache (``*.converted.weights.h5`` + its hash)."""
-    target = _entry_dir(entry, cache_dir) / f"{entry.name}-{entry.version}.converted.weights.h5"
+def entry_cache_dir(entry: ZooEntry, cache_dir: str | os.PathLike | None = None) -> Path:
+    """Where the cache keeps ``entry``'s files: ``<cache>/zoo/<name>/<version>``."""
+    return _entry_dir(entry, cache_dir)
+
+
+def verified_by_record(target: Path) -> bool:
+    """Whether ``target`` exists and matches the sha256 recorded beside it
+    (:func:`write_hash_record`), e.g. a file converted into the cache."""
     recorded = _recorded_hash(target)
-    if recorded and target.is_file() and sha256_of(target) == recorded:
-        return target
-    source = _source(manifest, entry, cache_dir, trust, progress)
-    from micronet_tf.convert import convert_checkpoint
+    return bool(recorded) and target.is_file() and sha256_of(target) == recorded
 
-    try:
-        convert_checkpoint(source, entry.encoder, target, overwrite=True)
-    except ImportError as error:
-        raise ZooError(
-            f"{entry.key}: no Keras weights are published for it, and converting NASA's "
-            f"checkpoint on the fly needs torch: pip install 'micronet-tf[torch]' ({error})"
-        ) from error
+
+def write_hash_record(target: Path) -> None:
+    """Record ``target``'s sha256 beside it (``<name>.sha256``): later uses check against it."""
     _write_record(target)
-    return target
 
 
-def _exported_onnx(manifest, entry, cache_dir, trust, progress) -> Path:
-    target = _entry_dir(entry, cache_dir) / f"{entry.name}-{entry.version}.converted.onnx"
-    recorded = _recorded_hash(target)
-    if recorded and target.is_file() and sha256_of(target) == recorded:
-        return target
-    weights = download(
-        entry.key, "keras", cache_dir=cache_dir, trust_unverified=trust, progress=progress
-    )
-    from micronet_tf.encoders import get_encoder
-    from micronet_tf.export import export_onnx
-
-    export_onnx(get_encoder(entry.encoder, weights=weights), target)
-    _write_record(target)
-    return target
+def published_file(
+    name: str,
+    kind: str = "keras",
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    trust_unverified: bool | None = None,
+    progress: bool | None = None,
+    encoder: str | None = None,
+) -> Path | None:
+    """The published ``kind`` artifact of entry ``name``, verified in the cache; None where
+    nothing is published for it (``trust_unverified`` is for the interface's symmetry: published
+    files always carry a sha256)."""
+    if kind not in ("keras", "onnx"):
+        raise ValueError(f"kind={kind!r}; published artifacts are 'keras' or 'onnx'")
+    manifest = current_manifest(cache_dir)
+    entry = manifest.resolve(name, encoder)
+    _require_available(entry)
+    return _published(manifest, entry, kind, cache_dir, progress)
 
 
 def download(
@@ -209,8 +209,9 @@ def download(
 
     ``kind``: ``"keras"`` (encoder ``.weights.h5``), ``"onnx"`` (encoder features graph) or
     ``"source"`` (NASA's PyTorch checkpoint). Published artifacts are downloaded and checked
-    against the manifest's sha256; without one, NASA's checkpoint is converted (or exported)
-    into the cache, which needs torch. ``trust_unverified`` (default ``$MICRONET_TF_TRUST_
+    against the manifest's sha256; an entry without a published artifact of that kind is an
+    error naming what converts one (:func:`micronet_tf.weights.zoo_weights_file`,
+    :func:`micronet_tf.export.zoo_onnx_file`). ``trust_unverified`` (default ``$MICRONET_TF_TRUST_
     UNVERIFIED``) allows downloading a source that has no pinned hash yet.
     """
     if kind not in KINDS:
@@ -224,6 +225,14 @@ def download(
     published = _published(manifest, entry, kind, cache_dir, progress)
     if published is not None:
         return published
-    if kind == "keras":
-        return _converted(manifest, entry, cache_dir, trust, progress)
-    return _exported_onnx(manifest, entry, cache_dir, trust, progress)
+    what = "encoder weights" if kind == "keras" else "ONNX encoder"
+    how = (
+        "micronet_tf.weights.zoo_weights_file(name) (or weights=name) converts NASA's "
+        "checkpoint into the cache"
+        if kind == "keras"
+        else "micronet_tf.export.zoo_onnx_file(name) exports one into the cache"
+    )
+    raise ZooError(
+        f"{entry.key}: no {what} ({kind}) are published for it yet; {how}, and "
+        f"`micronet-tf zoo download {entry.key} --kind {kind}` does either"
+    )

@@ -247,3 +247,11 @@ def read_manifest(path: str | os.PathLike) -> Manifest:
     except (OSError, ValueError) as error:
         raise ZooError(f"manifest {str(path)!r} could not be read: {error}") from error
     return Manifest.from_json(data, origin=str(path))
+
+
+def is_zoo_name(text: str) -> bool:
+    """``micronet``, ``imagenet-micronet``, ``resnet50.micronet``, ``resnet50.micronet@v1.1``."""
+    name = text.partition("@")[0]
+    return (
+        "@" in text or name in PRETRAININGS or name.endswith(tuple(f".{p}" for p in PRETRAININGS))
+    )

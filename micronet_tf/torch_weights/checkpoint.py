@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from micronet_tf.convert._errors import ConversionError
+from micronet_tf.torch_weights.errors import ConversionError
 
 StateDict = dict[str, np.ndarray]
 # Where training scripts nest the weights inside a larger checkpoint dict.

@@ -7,15 +7,18 @@ which Keras variable takes which PyTorch tensor and how the layout changes.
 
 from __future__ import annotations
 
+import os
 import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import keras
 import numpy as np
 
-from micronet_tf.convert._errors import ConversionError
+from micronet_tf.torch_weights.checkpoint import read_torch_checkpoint
+from micronet_tf.torch_weights.errors import ConversionError
 
 Transform = Callable[[np.ndarray], np.ndarray]
 # PyTorch buffers that have no Keras counterpart and carry no information for inference.
@@ -105,11 +108,11 @@ def _rule_for(path: str, layer: keras.Layer) -> tuple[tuple[str, str, Transform]
             return rule
     raise ConversionError(
         f"layer {path!r} is a {type(layer).__name__}, which has no PyTorch conversion rule; "
-        "add one to micronet_tf.convert._assign._RULES"
+        "add one to micronet_tf.torch_weights.assign._RULES"
     )
 
 
-def _matches(key: str, prefixes: Sequence[str] | set[str]) -> bool:
+def under_module_path(key: str, prefixes: Sequence[str] | set[str]) -> bool:
     """Whether ``key`` is one of the module paths ``prefixes`` or lies below one."""
     prefixes = prefixes if isinstance(prefixes, (set, frozenset)) else set(prefixes)
     parts = key.split(".")
@@ -171,9 +174,8 @@ def assign_torch_weights(
             covered.add(id(variable))
             key = f"{path}.{suffix}"
             if key not in state_dict:
-                (report.not_in_checkpoint if _matches(key, optional_prefixes) else missing).append(
-                    key
-                )
+                optional = under_module_path(key, optional_prefixes)
+                (report.not_in_checkpoint if optional else missing).append(key)
                 continue
             used.add(key)
             source = np.asarray(state_dict[key])
@@ -194,7 +196,7 @@ def assign_torch_weights(
     for key in state_dict:
         if key in used:
             continue
-        if key.endswith(_IGNORED_SUFFIXES) or _matches(key, ignore_prefixes):
+        if key.endswith(_IGNORED_SUFFIXES) or under_module_path(key, ignore_prefixes):
             report.ignored.append(key)
         else:
             unexpected.append(key)
@@ -228,3 +230,28 @@ def _describe_failure(
         text += listing("shape mismatch", mismatched)
     text += "\n  Check that the encoder name (and classes, for a classifier) match the checkpoint."
     return text
+
+
+CheckpointSource = str | os.PathLike | Mapping[str, Any]
+
+
+def load_torch_weights(
+    model: keras.Model,
+    checkpoint: CheckpointSource,
+    *,
+    ignore_prefixes: Sequence[str] = (),
+    optional_prefixes: Sequence[str] = (),
+    renames: Sequence[tuple[str, str]] = (),
+) -> ConversionReport:
+    """Read a PyTorch checkpoint (path or state dict) and assign it to ``model`` strictly;
+    ``renames`` (regex, replacement) modernise legacy keys first."""
+    state = read_torch_checkpoint(checkpoint)
+    try:
+        return assign_torch_weights(
+            model,
+            rename_keys(state.state_dict, renames),
+            ignore_prefixes=ignore_prefixes,
+            optional_prefixes=optional_prefixes,
+        )
+    except ConversionError as error:
+        raise ConversionError(f"{state.source}: {error}") from None
