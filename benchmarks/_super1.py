@@ -14,7 +14,7 @@ from _original import OriginalStyleDataset
 from torch.utils.data import DataLoader
 
 from micronet_tf.data import paper_augmentation
-from micronet_tf.data._benchmark import resolve_pointer
+from micronet_tf.data.benchmark import resolve_pointer
 
 CLASSES = ("matrix", "secondary", "tertiary")
 

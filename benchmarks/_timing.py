@@ -34,9 +34,9 @@ def same_threads(threads: int) -> None:
 
 def benchmark_root() -> Path:
     """The local copy of NASA's benchmark_segmentation_data, or exit saying how to name it."""
-    from micronet_tf import data_paths
+    from micronet_tf import local_paths
 
-    root = data_paths.benchmark_data_dir()
+    root = local_paths.benchmark_data_dir()
     if root is None:
-        raise SystemExit(f"no local benchmark data: set {data_paths.DATA_ENV}")
+        raise SystemExit(f"no local benchmark data: set {local_paths.DATA_ENV}")
     return root

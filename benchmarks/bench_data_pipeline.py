@@ -35,7 +35,7 @@ from _original import OriginalStyleDataset  # noqa: E402
 from _timing import benchmark_root, median_seconds, same_threads  # noqa: E402
 
 from micronet_tf.data import make_segmentation_pipeline, paper_augmentation  # noqa: E402
-from micronet_tf.data._benchmark import resolve_pointer  # noqa: E402
+from micronet_tf.data.benchmark import resolve_pointer  # noqa: E402
 
 
 def samples_per_second(batches, count: int, warmup: int, batch: int) -> float:

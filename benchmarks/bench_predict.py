@@ -112,7 +112,7 @@ def worker(engine: str, work: Path, size: int, tile: int, threads: int, batch_si
         import tensorflow as tf
 
         import micronet_tf
-        from micronet_tf.tiling import to_index_mask
+        from micronet_tf.prediction import to_index_mask
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)

@@ -36,7 +36,7 @@ SPLIT_FOLDERS = {"test": "test", "test_ood": "different_test"}
 
 def load_split(data: Path, split: str):
     """[(name, image, true index mask)] of one Super-3 split, from the benchmark folders."""
-    from micronet_tf.data._benchmark import resolve_pointer
+    from micronet_tf.data.benchmark import resolve_pointer
     from micronet_tf.measure import read_index_mask
     from micronet_tf.preprocessing import read_image
 
@@ -82,7 +82,7 @@ def evaluate(model, pairs, mode, tile: int, overlap: int, activation: str) -> di
     import numpy as np
 
     import micronet_tf
-    from micronet_tf.tiling import predictive_entropy, to_index_mask
+    from micronet_tf.prediction import predictive_entropy, to_index_mask
 
     uncertainties = ("entropy",) if mode is None else ("entropy", "variance")
     intersection = np.zeros(3)
@@ -161,9 +161,9 @@ def main() -> None:
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
-    from micronet_tf import data_paths, load_model
+    from micronet_tf import load_model, local_paths
 
-    data = data_paths.benchmark_data_dir()
+    data = local_paths.benchmark_data_dir()
     if data is None:
         raise SystemExit("no benchmark data: set MICRONET_TF_DATA")
     model_path = args.model or train(args.out, args.epochs)

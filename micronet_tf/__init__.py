@@ -17,13 +17,16 @@ _SUBMODULES = (
     "cli",
     "convert",
     "data",
-    "data_paths",
     "encoders",
     "layers",
+    "local_paths",
     "measure",
     "models",
+    "prediction",
     "preprocessing",
-    "tiling",
+    "tiling",  # deprecated: micronet_tf.prediction
+    "weights",
+    "zoo",
 )
 
 __all__ = [
@@ -66,7 +69,7 @@ def train_classifier(*args: Any, **kwargs: Any) -> Any:
 
 
 def predict(*args: Any, **kwargs: Any) -> Any:
-    """Tiled prediction at any size: see :func:`micronet_tf.tiling.predict`."""
-    from micronet_tf.tiling import predict as tiled
+    """Tiled prediction at any size: see :func:`micronet_tf.prediction.predict`."""
+    from micronet_tf.prediction import predict as tiled
 
     return tiled(*args, **kwargs)

@@ -4,7 +4,6 @@ inference needs, validated with ``bioimageio.spec``."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import tempfile
 import zipfile
@@ -13,7 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from micronet_tf._files import atomic_output_path
+from micronet_tf.files import atomic_output_path, sha256_of
 from micronet_tf.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 LICENSE = "MIT"
@@ -22,10 +21,6 @@ CITATION = {
     "pre-trained on a large microscopy dataset, npj Comput. Mater. 8, 200 (2022)",
     "doi": "10.1038/s41524-022-00878-5",
 }
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 # Candidate halos (pixels cut from each side of an output tile) and the agreement asked of a
@@ -43,7 +38,7 @@ def context_halo(model: keras.Model, *, seed: int = 0) -> tuple[int, float]:
     alone equals the whole-image prediction there to :data:`HALO_TOLERANCE` of the output
     range (measured on a random image, far from its borders); ``(halo, relative difference)``.
     Models with whole-image pooling (PSPNet, DeepLab) get the largest candidate."""
-    from micronet_tf.tiling import input_rule
+    from micronet_tf.prediction import input_rule
 
     multiple, minimum = input_rule(model)
     rng = np.random.default_rng(seed)
@@ -128,12 +123,12 @@ def _write(folder: Path, model: keras.Model, name: str, size: int, opset: int) -
     import yaml
 
     from micronet_tf.export import export_onnx
-    from micronet_tf.layers import scale_to_unit_range
     from micronet_tf.models import class_names, input_normalization, model_info
+    from micronet_tf.models.layers import scale_to_unit_range
 
     info = model_info(model)
     classes = class_names(model) or [f"class{i}" for i in range(info["classes"])]
-    from micronet_tf.tiling import input_rule
+    from micronet_tf.prediction import input_rule
 
     halo, _ = context_halo(model)
     multiple, minimum = input_rule(model)
@@ -191,7 +186,7 @@ def _write(folder: Path, model: keras.Model, name: str, size: int, opset: int) -
                 ],
                 "test_tensor": {
                     "source": "test_input.npy",
-                    "sha256": _sha256(folder / "test_input.npy"),
+                    "sha256": sha256_of(folder / "test_input.npy"),
                 },
                 "data": {"type": "float32"},
                 "preprocessing": _preprocessing(normalization),
@@ -218,7 +213,7 @@ def _write(folder: Path, model: keras.Model, name: str, size: int, opset: int) -
                 ],
                 "test_tensor": {
                     "source": "test_output.npy",
-                    "sha256": _sha256(folder / "test_output.npy"),
+                    "sha256": sha256_of(folder / "test_output.npy"),
                 },
                 "data": {"type": "float32"},
             }
@@ -226,19 +221,19 @@ def _write(folder: Path, model: keras.Model, name: str, size: int, opset: int) -
         "weights": {
             "onnx": {
                 "source": "weights.onnx",
-                "sha256": _sha256(folder / "weights.onnx"),
+                "sha256": sha256_of(folder / "weights.onnx"),
                 "opset_version": opset,
                 "parent": "keras_v3",
             },
             "tensorflow_saved_model_bundle": {
                 "source": "weights_savedmodel.zip",
-                "sha256": _sha256(folder / "weights_savedmodel.zip"),
+                "sha256": sha256_of(folder / "weights_savedmodel.zip"),
                 "tensorflow_version": tf.__version__,
                 "parent": "keras_v3",
             },
             "keras_v3": {
                 "source": "weights.keras",
-                "sha256": _sha256(folder / "weights.keras"),
+                "sha256": sha256_of(folder / "weights.keras"),
                 "keras_version": keras.__version__,
                 "backend": ["tensorflow", tf.__version__],
             },

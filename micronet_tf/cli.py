@@ -14,8 +14,8 @@ from pathlib import Path
 
 # Expected, user-facing failures: printed as one line, exit code 2, no traceback.
 def _user_errors() -> tuple[type[BaseException], ...]:
-    from micronet_tf._download import DownloadError
-    from micronet_tf.data._benchmark import BenchmarkDataUnavailable
+    from micronet_tf.data.benchmark import BenchmarkDataUnavailable
+    from micronet_tf.download import DownloadError
     from micronet_tf.training.checkpoints import RunFinishedError
 
     return (
@@ -428,7 +428,7 @@ class _BatchFailed(ValueError):
 
 
 def _cmd_predict(args: argparse.Namespace) -> None:
-    from micronet_tf.batch import predict_files
+    from micronet_tf.file_commands import predict_files
 
     _report_failures(
         predict_files(
@@ -455,7 +455,7 @@ def _cmd_predict(args: argparse.Namespace) -> None:
 
 
 def _cmd_measure(args: argparse.Namespace) -> None:
-    from micronet_tf.batch import measure_files
+    from micronet_tf.file_commands import measure_files
 
     _report_failures(
         measure_files(
@@ -524,9 +524,9 @@ def _cmd_export(args: argparse.Namespace) -> None:
 
 
 def _cmd_encoder_demo(args: argparse.Namespace) -> None:
-    from micronet_tf._demo import run_demo
+    from micronet_tf.encoder_demo import run_encoder_demo
 
-    run_demo(
+    run_encoder_demo(
         encoder=args.encoder,
         out_dir=args.out,
         image=args.image,

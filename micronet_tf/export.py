@@ -13,8 +13,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from micronet_tf._files import atomic_output_path
-from micronet_tf.layers import RawImageNormalization
+from micronet_tf.files import atomic_output_path
+from micronet_tf.models.layers import RawImageNormalization
 
 FORMATS = ("onnx", "bioimageio")
 CONVERTERS = ("auto", "direct", "tf2onnx")

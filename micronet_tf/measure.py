@@ -10,7 +10,7 @@ import numpy as np
 from skimage import measure, morphology
 
 # The benchmark's Super masks (RGB): blue = secondary, red = tertiary, anything else = matrix.
-from micronet_tf.data._benchmark import SUPER_COLOURS
+from micronet_tf.data.benchmark import SUPER_COLOURS
 
 # regionprops columns reported per object (lengths in pixels, or in units with pixel_size).
 _LENGTHS = (
@@ -37,7 +37,7 @@ def read_index_mask(
     """HxW uint8 class indices from a mask file: single-channel (or grey RGB) masks as they
     are (e.g. ``micronet-tf predict`` output, EBC masks 0/1/2); colour masks through
     ``colours`` (class i's RGB, one ``None`` = everything else; default: the Super masks)."""
-    from micronet_tf.data._decode import colour_mask_to_index, index_mask
+    from micronet_tf.data.decode import colour_mask_to_index, index_mask
     from micronet_tf.preprocessing import read_image
 
     array = read_image(path)

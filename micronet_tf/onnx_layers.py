@@ -13,8 +13,8 @@ import numpy as np
 from onnx import TensorProto, helper
 
 from micronet_tf.encoders.efficientnet import DropConnect
-from micronet_tf.layers import ChannelSlice, GroupedConv2D, RawImageNormalization
-from micronet_tf.models._layers import InputSizeCheck, SegmentationOutput
+from micronet_tf.layers import ChannelSlice, GroupedConv2D
+from micronet_tf.models.layers import InputSizeCheck, RawImageNormalization, SegmentationOutput
 from micronet_tf.onnx_builder import (
     FLOAT,
     INT64_MAX,

@@ -8,8 +8,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from micronet_tf.layers import MaxPoolPadding2D
-from micronet_tf.models._layers import AdaptiveAveragePooling2D, Resize
+from micronet_tf.layers import AdaptiveAveragePooling2D, MaxPoolPadding2D, Resize
 from micronet_tf.onnx_builder import (
     FLOAT,
     INT64,

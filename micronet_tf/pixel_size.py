@@ -134,7 +134,7 @@ class PixelSize:
         """The scale for measurements: ``x`` for square pixels, else ``sqrt(x * y)``, the side
         of a square pixel of the same area. Areas, and the equivalent diameters computed from
         them, are then exact; lengths along one axis are off by up to ``sqrt(max / min)``
-        (:func:`micronet_tf.batch.measure_files` warns)."""
+        (:func:`micronet_tf.file_commands.measure_files` warns)."""
         return self.x if self.is_square else math.sqrt(self.x * self.y)
 
     def describe(self) -> str:

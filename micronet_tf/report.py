@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from micronet_tf._files import atomic_output_path
+from micronet_tf.files import atomic_output_path
 
 _BLUE, _ORANGE = "#3a7bd5", "#e8710a"
 # Overlay colours per class index (class 0 is left uncoloured).

@@ -20,8 +20,8 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from micronet_tf.prediction import _keras_activation, input_rule
 from micronet_tf.preprocessing import IMAGENET_MEAN, IMAGENET_STD
-from micronet_tf.tiling import _keras_activation, input_rule
 
 SIGNATURES = {"serving_default": tf.uint8, "serving_uint16": tf.uint16}
 
@@ -38,8 +38,8 @@ def _reflect_pad(images: tf.Tensor, height: tf.Tensor, width: tf.Tensor) -> tf.T
 
 
 def _serving_function(model: keras.Model, dtype: tf.DType):
-    from micronet_tf.layers import scale_to_unit_range
     from micronet_tf.models import input_normalization
+    from micronet_tf.models.layers import scale_to_unit_range
 
     multiple, minimum = input_rule(model)
     activation = _keras_activation(model, "auto")

@@ -14,7 +14,7 @@ from pathlib import Path
 import keras
 
 from micronet_tf import zoo
-from micronet_tf._files import atomic_output_path
+from micronet_tf.files import atomic_output_path
 from micronet_tf.torch_weights import (
     ConversionError,
     assign_torch_weights,

@@ -55,7 +55,7 @@ HEAVY_MODULES = (
     "tests/training/test_determinism.py",
 )
 # The ONNX exports left this group with the direct converter (micronet_tf.onnx_graph): all
-# of tests/export/test_onnx_architectures.py and tests/models/test_onnx_export.py peak at
+# of tests/export/test_onnx_architectures.py (and the ONNX tests beside it) peak at
 # 2.5 GB resident, where tf2onnx took UnetPlusPlus-resnet50 to 16 GB.
 
 

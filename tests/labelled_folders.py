@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from micronet_tf.data._benchmark import resolve_pointer
+from micronet_tf.data.benchmark import resolve_pointer
 from micronet_tf.preprocessing import read_image
 
 

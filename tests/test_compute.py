@@ -13,7 +13,7 @@ import tensorflow as tf
 
 import micronet_tf
 from micronet_tf.compute import dtype_policy, inference_function, model_policy, with_precision
-from micronet_tf.tiling import predict
+from micronet_tf.prediction import predict
 from micronet_tf.training import train_segmentation
 
 # Largest output difference from float32, relative to the largest float32 output: float16

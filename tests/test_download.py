@@ -3,26 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
-import threading
 from pathlib import Path
 
 import pytest
 
-from micronet_tf._download import DownloadError, fetch
+from micronet_tf.download import DownloadError, fetch
+from tests.http_server import serving
 
 
 @pytest.fixture()
 def server(tmp_path: Path):
-    root = tmp_path / "served"
-    root.mkdir()
-    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=root, **k)  # noqa: E731
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(tmp_path / "served") as state:
+        yield state.root, state.url
 
 
 def test_fetch_verifies_and_caches(server, tmp_path: Path) -> None:

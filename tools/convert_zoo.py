@@ -29,11 +29,17 @@ from pathlib import Path
 
 import numpy as np
 
-from micronet_tf._download import sha256_of
-from micronet_tf._files import atomic_output_path
-from micronet_tf.zoo import FileRecord, Manifest, ZooEntry, ZooError, download, read_manifest
-from micronet_tf.zoo._cards import render_card
-from micronet_tf.zoo._manifest import packaged_manifest
+from micronet_tf.files import atomic_output_path, sha256_of
+from micronet_tf.zoo import (
+    FileRecord,
+    Manifest,
+    ZooEntry,
+    ZooError,
+    download,
+    packaged_manifest,
+    read_manifest,
+    render_card,
+)
 
 PARITY_TOLERANCE = 2e-5  # max abs difference relative to max(1, max|reference|), per feature map
 PARITY_INPUT = (1, 128, 128, 3)

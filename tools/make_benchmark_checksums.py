@@ -11,16 +11,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path, PurePosixPath
 
-from micronet_tf import data_paths
-from micronet_tf._download import sha256_of
-from micronet_tf.data._benchmark import raw_url, resolve_pointer
-from micronet_tf.data._pairing import is_image_name
+from micronet_tf import local_paths
+from micronet_tf.data.benchmark import raw_url, resolve_pointer
+from micronet_tf.data.pairing import is_image_name
+from micronet_tf.files import sha256_of
 
 OUT = Path(__file__).resolve().parents[1] / "datasets/micronet_segmentation/checksums.tsv"
 
 
 def main() -> None:
-    root = Path(sys.argv[1]) if len(sys.argv) > 1 else data_paths.benchmark_data_dir()
+    root = Path(sys.argv[1]) if len(sys.argv) > 1 else local_paths.benchmark_data_dir()
     if root is None or not root.is_dir():
         raise SystemExit("no benchmark_segmentation_data found; pass its path")
     lines = []

@@ -12,8 +12,7 @@ import argparse
 from pathlib import Path
 
 from micronet_tf.encoders import list_encoders
-from micronet_tf.zoo import FileRecord, Manifest, ZooEntry, read_manifest
-from micronet_tf.zoo._cards import render_card
+from micronet_tf.zoo import FileRecord, Manifest, ZooEntry, read_manifest, render_card
 
 S3 = "https://nasa-public-data.s3.amazonaws.com/microscopy_segmentation_models"
 HF = (

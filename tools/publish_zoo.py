@@ -19,8 +19,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from micronet_tf._download import sha256_of
-from micronet_tf._files import atomic_output_path
+from micronet_tf.files import atomic_output_path, sha256_of
 from micronet_tf.zoo import Manifest, read_manifest
 
 

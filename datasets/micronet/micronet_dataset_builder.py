@@ -10,7 +10,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from micronet_tf.data import _classification, _decode
+from micronet_tf.data import class_folders, decode
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +58,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
         root = Path(dl_manager.manual_dir)
-        classes = _classification.list_class_folders(root)
+        classes = class_folders.list_class_folders(root)
         self.info.features["label"].names = sorted(classes)
         config: MicronetConfig = self.builder_config
-        train, validation = _classification.split_validation(
+        train, validation = class_folders.split_validation(
             classes, config.validation_per_class, config.seed
         )
         return {
@@ -74,7 +74,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         for path, label in items:
             key = path.relative_to(root).as_posix()
             try:
-                image = _decode.read_rgb(path)
+                image = decode.read_rgb(path)
             except (ValueError, OSError) as error:
                 logger.warning("skipped unreadable %s: %s", key, error)
                 skipped.append(key)

@@ -9,8 +9,8 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from micronet_tf.data import _benchmark, _decode
-from micronet_tf.data._pairing import UNPAIRED_CHOICES, Pairing, pair_names
+from micronet_tf.data import benchmark, decode
+from micronet_tf.data.pairing import UNPAIRED_CHOICES, Pairing, pair_names
 from micronet_tf.preprocessing import read_image
 
 logger = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     RELEASE_NOTES = {"1.0.0": "Initial release (nasa/pretrained-microscopy-models @ 63ef39f)."}
     BUILDER_CONFIGS = [
         tfds.core.BuilderConfig(name=s.name, description=s.description)
-        for s in _benchmark.BENCHMARK_SETS.values()
+        for s in benchmark.BENCHMARK_SETS.values()
     ]
     MANUAL_DOWNLOAD_INSTRUCTIONS = """\
     Optional (offline use). Put a copy of NASA's `benchmark_segmentation_data` folder (the one
@@ -44,8 +44,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         super().__init__(**kwargs)
 
     @property
-    def _set(self) -> _benchmark.BenchmarkSet:
-        return _benchmark.BENCHMARK_SETS[self.builder_config.name]
+    def _set(self) -> benchmark.BenchmarkSet:
+        return benchmark.BENCHMARK_SETS[self.builder_config.name]
 
     def _info(self) -> tfds.core.DatasetInfo:
         return self.dataset_info_from_configs(
@@ -59,7 +59,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                 }
             ),
             supervised_keys=("image", "segmentation_mask"),
-            homepage=_benchmark.HOMEPAGE,
+            homepage=benchmark.HOMEPAGE,
         )
 
     def _split_generators(self, dl_manager: tfds.download.DownloadManager):
@@ -74,15 +74,15 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         return {split: self._generate_examples(pairs) for split, pairs in files.items()}
 
     def _generate_examples(self, pairs: list[tuple[str, Path, Path]]):
-        colours = _benchmark.SUPER_COLOURS if self._set.is_super else None
+        colours = benchmark.SUPER_COLOURS if self._set.is_super else None
         for name, image_path, mask_path in pairs:
-            image = _decode.read_rgb(image_path)
+            image = decode.read_rgb(image_path)
             raw_mask = read_image(mask_path)
             if colours is not None:
-                mask = _decode.colour_mask_to_index(raw_mask, colours, str(mask_path))
+                mask = decode.colour_mask_to_index(raw_mask, colours, str(mask_path))
             else:
-                mask = _decode.index_mask(raw_mask, len(self._set.class_names), str(mask_path))
-            _decode.check_same_size(image, mask, str(image_path), str(mask_path))
+                mask = decode.index_mask(raw_mask, len(self._set.class_names), str(mask_path))
+            decode.check_same_size(image, mask, str(image_path), str(mask_path))
             yield (
                 name,
                 {"image": image, "segmentation_mask": mask[..., None], "image/filename": name},
@@ -96,7 +96,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             manual = dl_manager.manual_dir
         except (AssertionError, ValueError):  # no manual_dir, or it is empty
             manual = None
-        return _benchmark.local_root(manual, self._set.folder)
+        return benchmark.local_root(manual, self._set.folder)
 
     def _local_pairs(self, root: Path, folder: str) -> list[tuple[str, Path, Path]]:
         images_dir = root / self._set.folder / folder
@@ -113,23 +113,23 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         return [
             (
                 image,
-                _benchmark.resolve_pointer(images_dir / image),
-                _benchmark.resolve_pointer(masks_dir / mask),
+                benchmark.resolve_pointer(images_dir / image),
+                benchmark.resolve_pointer(masks_dir / mask),
             )
             for image, mask in pairing.pairs
         ]
 
     def _upstream_files(self) -> dict[str, list[str]]:
         """``{folder: [file names]}`` upstream, from checksums.tsv plus the unpinned images."""
-        return _benchmark.upstream_files(self.url_infos or {}, self._set.folder)
+        return benchmark.upstream_files(self.url_infos or {}, self._set.folder)
 
     def _download(self, dl_manager: tfds.download.DownloadManager):
         upstream = self._upstream_files()
         keys = [f"{folder}/{name}" for folder, names in upstream.items() for name in names]
-        urls = {key: _benchmark.raw_url(f"{self._set.folder}/{key}") for key in keys}
+        urls = {key: benchmark.raw_url(f"{self._set.folder}/{key}") for key in keys}
         pinned = {key: url for key, url in urls.items() if url in (self.url_infos or {})}
-        _benchmark.check_reachable(
-            next(iter(urls.values()), _benchmark.raw_url(self._set.folder)),
+        benchmark.check_reachable(
+            next(iter(urls.values()), benchmark.raw_url(self._set.folder)),
             f"micronet_segmentation/{self._set.name}",
         )
         paths = {key: Path(path) for key, path in dl_manager.download(pinned).items()}

@@ -9,9 +9,9 @@ from typing import Any
 
 import keras
 
-from micronet_tf._files import atomic_output_path
 from micronet_tf.encoders._build import build_classifier, build_encoder
 from micronet_tf.encoders._registry import encoder_spec
+from micronet_tf.files import atomic_output_path
 from micronet_tf.torch_weights import (
     CheckpointSource,
     ConversionError,

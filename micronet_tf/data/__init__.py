@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from micronet_tf.data._benchmark import BENCHMARK_SETS, EBC_CLASSES, SUPER_CLASSES
+from micronet_tf.data.benchmark import BENCHMARK_SETS, EBC_CLASSES, SUPER_CLASSES
 
 _LAZY = {
     "segmentation_dataset_from_folders": "micronet_tf.data.folders",

@@ -30,10 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from micronet_tf._download import sha256_of
-from micronet_tf.data import _decode
-from micronet_tf.data._pairing import UNPAIRED_CHOICES, pair_names
+from micronet_tf.data import decode
 from micronet_tf.data.class_map import ClassMap
+from micronet_tf.data.pairing import UNPAIRED_CHOICES, pair_names
+from micronet_tf.files import sha256_of
 from micronet_tf.preprocessing import read_image
 
 __all__ = [
@@ -98,13 +98,13 @@ def _features(class_map: ClassMap):
 
 def _read_pair(image_path: Path, mask_path: Path, class_map: ClassMap) -> dict:
     """One example, decoded and checked as ``load_folder_pairs`` does."""
-    image = _decode.read_rgb(image_path)
+    image = decode.read_rgb(image_path)
     raw = read_image(mask_path)
     if class_map.mask_format == "rgb":
-        mask = _decode.colour_mask_to_index(raw, list(class_map.colours), mask_path.name)
+        mask = decode.colour_mask_to_index(raw, list(class_map.colours), mask_path.name)
     else:
-        mask = _decode.index_mask(raw, len(class_map.names), mask_path.name)
-    _decode.check_same_size(image, mask, image_path.name, mask_path.name)
+        mask = decode.index_mask(raw, len(class_map.names), mask_path.name)
+    decode.check_same_size(image, mask, image_path.name, mask_path.name)
     return {"image": image, "segmentation_mask": mask[..., None], "image/filename": image_path.name}
 
 

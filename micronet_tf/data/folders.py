@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from micronet_tf.data import _decode
-from micronet_tf.data._pairing import pair_names
+from micronet_tf.data import decode
+from micronet_tf.data.pairing import pair_names
 from micronet_tf.preprocessing import read_image
 
 MASK_FORMATS = ("rgb", "index")
@@ -18,7 +18,7 @@ MASK_FORMATS = ("rgb", "index")
 def load_folder_pairs(
     images_dir: str | os.PathLike,
     masks_dir: str | os.PathLike,
-    classes: Mapping[str, _decode.Colour | None] | Sequence[str],
+    classes: Mapping[str, decode.Colour | None] | Sequence[str],
     mask_format: str = "rgb",
     *,
     on_unpaired: str = "error",
@@ -46,13 +46,13 @@ def load_folder_pairs(
         )
     examples = []
     for image_name, mask_name in pairing.pairs:
-        image = _decode.read_rgb(images_dir / image_name, keep_16bit=True)
+        image = decode.read_rgb(images_dir / image_name, keep_16bit=True)
         raw = read_image(masks_dir / mask_name)
         if mask_format == "rgb":
-            mask = _decode.colour_mask_to_index(raw, list(classes.values()), mask_name)
+            mask = decode.colour_mask_to_index(raw, list(classes.values()), mask_name)
         else:
-            mask = _decode.index_mask(raw, len(classes), mask_name)
-        _decode.check_same_size(image, mask, image_name, mask_name)
+            mask = decode.index_mask(raw, len(classes), mask_name)
+        decode.check_same_size(image, mask, image_name, mask_name)
         examples.append(
             {
                 "image": image,
@@ -68,7 +68,7 @@ def describe_pairs(
     images_dir: str | os.PathLike, masks_dir: str | os.PathLike, examples: Sequence[dict]
 ) -> list[dict[str, str]]:
     """What a run records of its data: each pair's file names and sha256."""
-    from micronet_tf._download import sha256_of
+    from micronet_tf.files import sha256_of
 
     return [
         {
@@ -156,7 +156,7 @@ def dataset_from_examples(examples: Sequence[dict]):
 def segmentation_dataset_from_folders(
     images_dir: str | os.PathLike,
     masks_dir: str | os.PathLike,
-    classes: Mapping[str, _decode.Colour | None] | Sequence[str],
+    classes: Mapping[str, decode.Colour | None] | Sequence[str],
     mask_format: str = "rgb",
     *,
     on_unpaired: str = "error",

@@ -13,13 +13,13 @@ from typing import Any
 import keras
 from keras import layers
 
-from micronet_tf.encoders._blocks import dilation_plan
 from micronet_tf.encoders._registry import (
     EncoderSpec,
     encoder_spec,
     registered_names,
     registered_specs,
 )
+from micronet_tf.layers import dilation_plan
 
 _OUTPUT_STRIDES = (8, 16, 32)
 MAX_DEPTH = 5

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import keras
 
+from micronet_tf.suggest import did_you_mean
+
 # build(inputs, **params) -> smp's forward outputs after the input (strides 2, 4, 8, 16, 32),
 # or all six (strides 1..32) when first_output_is_input is False. Dilation comes from the
-# surrounding dilation_plan (see _blocks.encoder_stage), depth truncation from get_encoder.
+# surrounding dilation_plan (see layers.encoder_stage), depth truncation from get_encoder.
 FeatureBuilder = Callable[..., list[keras.KerasTensor]]
 # head(last feature map, classes) -> logits, with layers named after the PyTorch head modules.
 HeadBuilder = Callable[[keras.KerasTensor, int], keras.KerasTensor]
@@ -110,8 +111,7 @@ def encoder_spec(name: str) -> EncoderSpec:
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
-        close = difflib.get_close_matches(str(name), _REGISTRY, n=3)
-        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        hint = did_you_mean(str(name), _REGISTRY)
         raise ValueError(
             f"Unknown encoder {name!r}.{hint} Available: {', '.join(sorted(_REGISTRY))}."
         ) from None

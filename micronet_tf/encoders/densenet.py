@@ -10,8 +10,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from micronet_tf.encoders._blocks import avg_pool, batch_norm, conv2d, max_pool_after_relu, relu
 from micronet_tf.encoders._registry import EncoderSpec, register_encoder
+from micronet_tf.layers import avg_pool, batch_norm, conv2d, max_pool_after_relu, relu
 
 _BN_SIZE = 4  # torchvision's bottleneck width factor (bn_size)
 # smp's DenseNetEncoder.load_state_dict: old torchvision checkpoints name "norm.1", not "norm1".

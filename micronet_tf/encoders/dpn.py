@@ -11,15 +11,15 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from micronet_tf.encoders._blocks import (
+from micronet_tf.encoders._registry import EncoderSpec, register_encoder
+from micronet_tf.layers import (
+    ChannelSlice,
     batch_norm,
     conv2d,
     encoder_stage,
     max_pool_after_relu,
     relu,
 )
-from micronet_tf.encoders._registry import EncoderSpec, register_encoder
-from micronet_tf.layers import ChannelSlice
 
 BN_EPSILON = 1e-3  # every BatchNorm2d of pretrainedmodels' DPN (momentum: torch's default)
 Pair = tuple[keras.KerasTensor, keras.KerasTensor]  # (resid, dense)

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-from micronet_tf.encoders._blocks import batch_norm, conv2d, depthwise_conv2d, encoder_stage
 from micronet_tf.encoders._registry import EncoderSpec, HeadBuilder, register_encoder
+from micronet_tf.layers import batch_norm, conv2d, depthwise_conv2d, encoder_stage
 
 PADDINGS = ("micronet", "smp")  # the "padding" build option; the first is the default
 BN_EPSILON = 1e-3

@@ -13,9 +13,9 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from micronet_tf.encoders._blocks import conv2d, relu
 from micronet_tf.encoders._registry import EncoderSpec, register_encoder
 from micronet_tf.encoders.inceptionv4 import InceptionOps, branch_avg_pool, concat
+from micronet_tf.layers import conv2d, relu
 
 
 def _residual(

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import keras
 from keras import layers
 
-from micronet_tf.encoders._blocks import (
+from micronet_tf.encoders._registry import EncoderSpec, register_encoder
+from micronet_tf.layers import (
     IntPair,
     Padding,
     avg_pool,
@@ -24,7 +25,6 @@ from micronet_tf.encoders._blocks import (
     max_pool_after_relu,
     relu,
 )
-from micronet_tf.encoders._registry import EncoderSpec, register_encoder
 
 # pretrainedmodels' BasicConv2d: BatchNorm2d(eps=0.001 "value found in tensorflow", momentum 0.1).
 BN_EPSILON = 1e-3

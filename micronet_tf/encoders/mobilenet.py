@@ -9,14 +9,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from micronet_tf.encoders._blocks import (
-    batch_norm,
-    conv2d,
-    depthwise_conv2d,
-    encoder_stage,
-    relu6,
-)
 from micronet_tf.encoders._registry import EncoderSpec, register_encoder
+from micronet_tf.layers import batch_norm, conv2d, depthwise_conv2d, encoder_stage, relu6
 
 # (expand ratio t, output channels c, repeats n, first stride s): torchvision, width 1.0.
 _SETTINGS = (

@@ -14,14 +14,8 @@ import math
 import keras
 from keras import layers
 
-from micronet_tf.encoders._blocks import (
-    batch_norm,
-    conv2d,
-    encoder_stage,
-    max_pool,
-    relu,
-)
 from micronet_tf.encoders._registry import EncoderSpec, HeadBuilder, register_encoder
+from micronet_tf.layers import batch_norm, conv2d, encoder_stage, max_pool, relu
 
 _REDUCTION = 16  # SE bottleneck ratio, every variant
 _EXPANSION = 4  # block output = 4 * planes, every block type

@@ -10,8 +10,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from micronet_tf.encoders._blocks import batch_norm, conv2d, max_pool_after_relu, relu
 from micronet_tf.encoders._registry import EncoderSpec, register_encoder
+from micronet_tf.layers import batch_norm, conv2d, max_pool_after_relu, relu
 
 POOL = "M"
 CONFIGS = {

@@ -13,14 +13,8 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from micronet_tf.encoders._blocks import (
-    batch_norm,
-    conv2d,
-    depthwise_conv2d,
-    max_pool,
-    relu,
-)
 from micronet_tf.encoders._registry import EncoderSpec, register_encoder
+from micronet_tf.layers import batch_norm, conv2d, depthwise_conv2d, max_pool, relu
 
 # (name, in, out, reps, stride, start_with_relu, grow_first): pretrainedmodels' Xception.
 _BLOCKS = (

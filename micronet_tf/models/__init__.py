@@ -14,12 +14,13 @@ import keras
 
 from micronet_tf.encoders import encoder_spec, unused_checkpoint_prefixes
 from micronet_tf.intensity import Normalization
-from micronet_tf.models._layers import InputSizeCheck, Resize, SegmentationOutput
+from micronet_tf.layers import Resize
 from micronet_tf.models._registry import (
     ArchitectureSpec,
     architecture_spec,
     registered_architectures,
 )
+from micronet_tf.models.layers import InputSizeCheck, SegmentationOutput
 from micronet_tf.torch_weights import load_torch_weights as assign_checkpoint
 from micronet_tf.weights import WeightsArg
 

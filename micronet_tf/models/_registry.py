@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import keras
+
+from micronet_tf.suggest import did_you_mean
 
 # build(inputs, *, encoder, encoder_weights, classes, **decoder_kwargs) -> logits (no activation)
 ArchitectureBuilder = Callable[..., keras.KerasTensor]
@@ -46,8 +47,7 @@ def architecture_spec(name: str) -> ArchitectureSpec:
     try:
         return _ARCHITECTURES[_LOOKUP[_key(name)]]
     except KeyError:
-        close = difflib.get_close_matches(_key(name), _LOOKUP, n=2)
-        hint = f" Did you mean {', '.join(repr(_LOOKUP[c]) for c in close)}?" if close else ""
+        hint = did_you_mean(_key(name), _LOOKUP, n=2, shown_as=_LOOKUP.__getitem__)
         raise ValueError(
             f"Unknown architecture {name!r}.{hint} Available: {', '.join(_ARCHITECTURES)}."
         ) from None

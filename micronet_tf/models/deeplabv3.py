@@ -11,10 +11,9 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from micronet_tf.encoders._blocks import batch_norm, conv2d
-from micronet_tf.models._blocks import encoder_features, segmentation_head
-from micronet_tf.models._layers import Resize
+from micronet_tf.layers import Resize, batch_norm, conv2d
 from micronet_tf.models._registry import ArchitectureSpec, register_architecture
+from micronet_tf.models.layers import encoder_features, segmentation_head
 
 _OUTPUT_STRIDES = (8, 16)
 

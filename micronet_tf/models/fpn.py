@@ -5,10 +5,9 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from micronet_tf.encoders._blocks import conv2d
-from micronet_tf.models._blocks import encoder_features, segmentation_head
-from micronet_tf.models._layers import Resize
+from micronet_tf.layers import Resize, conv2d
 from micronet_tf.models._registry import ArchitectureSpec, register_architecture
+from micronet_tf.models.layers import encoder_features, segmentation_head
 
 MERGE_POLICIES = ("add", "cat")
 GROUP_NORM_GROUPS = 32

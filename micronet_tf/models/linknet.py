@@ -7,14 +7,14 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from micronet_tf.encoders._blocks import batch_norm
-from micronet_tf.models._blocks import (
+from micronet_tf.layers import batch_norm
+from micronet_tf.models._registry import ArchitectureSpec, register_architecture
+from micronet_tf.models.layers import (
     conv_norm_relu,
     encoder_features,
     resolve_norm,
     segmentation_head,
 )
-from micronet_tf.models._registry import ArchitectureSpec, register_architecture
 
 PREFINAL_CHANNELS = 32  # smp's fixed ``prefinal_channels``
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from micronet_tf.encoders._blocks import batch_norm, conv2d
-from micronet_tf.models._blocks import encoder_features, segmentation_head
-from micronet_tf.models._layers import Resize
+from micronet_tf.layers import Resize, batch_norm, conv2d
 from micronet_tf.models._registry import ArchitectureSpec, register_architecture
+from micronet_tf.models.layers import encoder_features, segmentation_head
 
 OUTPUT_STRIDES = (16, 32)
 # The FPA block max-pools the encoder's deepest map three times (2x2, stride 2): that map

@@ -6,9 +6,9 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from micronet_tf.models._blocks import conv_norm_relu, encoder_features, segmentation_head
-from micronet_tf.models._layers import AdaptiveAveragePooling2D, Resize
+from micronet_tf.layers import AdaptiveAveragePooling2D, Resize
 from micronet_tf.models._registry import ArchitectureSpec, register_architecture
+from micronet_tf.models.layers import conv_norm_relu, encoder_features, segmentation_head
 
 PSP_BINS = (1, 2, 3, 6)
 

@@ -8,15 +8,15 @@ import keras
 from keras import layers
 
 from micronet_tf.encoders import encoder_spec
-from micronet_tf.models._blocks import (
+from micronet_tf.layers import Resize
+from micronet_tf.models._registry import ArchitectureSpec, register_architecture
+from micronet_tf.models.layers import (
     attention,
     check_channels,
     conv_norm_relu,
     encoder_features,
     segmentation_head,
 )
-from micronet_tf.models._layers import Resize
-from micronet_tf.models._registry import ArchitectureSpec, register_architecture
 
 
 def build_unet(

@@ -9,15 +9,15 @@ from collections.abc import Sequence
 import keras
 from keras import layers
 
-from micronet_tf.models._blocks import (
+from micronet_tf.layers import Resize
+from micronet_tf.models._registry import ArchitectureSpec, register_architecture
+from micronet_tf.models.layers import (
     attention,
     check_channels,
     conv_norm_relu,
     encoder_features,
     segmentation_head,
 )
-from micronet_tf.models._layers import Resize
-from micronet_tf.models._registry import ArchitectureSpec, register_architecture
 
 # smp's decoder only ever upsamples by exactly 2, where PyTorch's "nearest-exact" and "area"
 # pick the same source pixel as legacy "nearest" (floor(i / 2) in all three).

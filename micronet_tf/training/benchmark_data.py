@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import tensorflow as tf
 
-from micronet_tf.data._benchmark import BENCHMARK_SETS, EBC_CLASSES, SUPER_CLASSES, SUPER_COLOURS
+from micronet_tf.data.benchmark import BENCHMARK_SETS, EBC_CLASSES, SUPER_CLASSES, SUPER_COLOURS
 from micronet_tf.data.class_map import ClassMap
 
 _PREFIX = "micronet_segmentation/"

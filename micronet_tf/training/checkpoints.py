@@ -20,7 +20,6 @@ used.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import random
@@ -35,7 +34,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from micronet_tf._files import atomic_output_path
+from micronet_tf.files import atomic_output_path, sha256_of
 
 BEST_WEIGHTS = "best.weights.h5"
 BEST_RECORD = "best.json"
@@ -68,14 +67,6 @@ def parse_interval(every: int | str) -> tuple[int | None, float | None]:
             raise ValueError(f"checkpoint_every={every!r}: a number of epochs must be whole")
         return int(value), None
     return None, value * 60 if unit in ("min", "m") else value
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def save_model_weights(model: keras.Model, path: str | os.PathLike) -> None:
@@ -116,7 +107,7 @@ def _read_checkpoint(path: Path) -> dict:
         file = path / name
         if not file.is_file():
             raise ValueError(f"{file}: missing")
-        if sha256_file(file) != digest:
+        if sha256_of(file) != digest:
             raise ValueError(f"{file}: damaged (sha256 differs from the one recorded)")
     return record
 
@@ -254,7 +245,7 @@ class RunCheckpoint(keras.callbacks.Callback):
                 os.link(best, partial / BEST_WEIGHTS)
             except OSError:
                 shutil.copy2(best, partial / BEST_WEIGHTS)
-        files = {p.name: sha256_file(p) for p in sorted(partial.iterdir())}
+        files = {p.name: sha256_of(p) for p in sorted(partial.iterdir())}
         record = {
             "epochs_done": epochs_done,
             "finished": finished,

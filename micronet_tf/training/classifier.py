@@ -10,15 +10,9 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from micronet_tf._files import atomic_output_path
-from micronet_tf.training.checkpoints import (
-    BEST_MODEL,
-    LAST_MODEL,
-    LOG_FILE,
-    RunCheckpoint,
-    check_resumable,
-)
-from micronet_tf.training.distribute import get_strategy, worker_folder
+from micronet_tf.files import atomic_output_path
+from micronet_tf.training.checkpoints import BEST_MODEL, LAST_MODEL, LOG_FILE
+from micronet_tf.training.fitting import fit_run, start_run
 
 ENCODER_WEIGHTS = "encoder.weights.h5"
 MONITOR = "val_top1"
@@ -139,15 +133,9 @@ def train_classifier(
         )
     if decay_every < 1:
         raise ValueError(f"decay_every must be >= 1 epoch, got {decay_every!r}")
-    if max_epochs < 1:
-        raise ValueError(f"max_epochs={max_epochs!r}: expected a positive number of epochs")
-    strategy = get_strategy(strategy)  # first: a multi-worker one must precede all else
-    out_dir = worker_folder(out_dir, strategy)
-    if resume:
-        check_resumable(out_dir, max_epochs)
-    if seed is not None:
-        keras.utils.set_random_seed(seed)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    strategy, out_dir = start_run(
+        out_dir, strategy, max_epochs=max_epochs, resume=resume, seed=seed
+    )
     coupled = weight_decay_mode == "pytorch"
     with strategy.scope():
         model = get_classifier(encoder, classes, weights=weights)
@@ -165,28 +153,25 @@ def train_classifier(
             ],
         )
     stopper = ResumableEarlyStopping(patience=patience)
-    checkpoint = RunCheckpoint(
-        out_dir,
-        monitor=MONITOR,
-        every=checkpoint_every,
-        resume=resume,
-        stateful=[stopper],
-        verbose=verbose != 0,
-        strategy=strategy,
-    )
-    built_in = [
-        keras.callbacks.LearningRateScheduler(step_decay(initial_lr, decay_every, decay_factor)),
-        stopper,
-        checkpoint,
-    ]
-    if tensorboard:
-        built_in.append(keras.callbacks.TensorBoard(str(out_dir / "tensorboard")))
-    history = model.fit(
+    history, checkpoint = fit_run(
+        model,
         train_ds,
-        validation_data=val_ds,
-        epochs=max_epochs,
-        callbacks=built_in + list(callbacks),
-        shuffle=False,
+        val_ds,
+        out_dir=out_dir,
+        strategy=strategy,
+        monitor=MONITOR,
+        schedule=[
+            keras.callbacks.LearningRateScheduler(
+                step_decay(initial_lr, decay_every, decay_factor)
+            ),
+            stopper,
+        ],
+        stateful=[stopper],
+        max_epochs=max_epochs,
+        resume=resume,
+        checkpoint_every=checkpoint_every,
+        tensorboard=tensorboard,
+        callbacks=callbacks,
         verbose=verbose,
     )
     # RunCheckpoint restored the best weights at the end of fit: the trunk is best.keras'.

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from scipy import special
 
-from micronet_tf._files import atomic_output_path
+from micronet_tf.files import atomic_output_path
 
 ACCURACY_COLOURS = {
     "true_positive": (255, 255, 255),

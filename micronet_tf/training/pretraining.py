@@ -16,8 +16,8 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from micronet_tf._files import atomic_output_path
-from micronet_tf.data._classification import list_class_folders, split_validation
+from micronet_tf.data.class_folders import list_class_folders, split_validation
+from micronet_tf.files import atomic_output_path
 
 logger = logging.getLogger(__name__)
 
@@ -110,11 +110,11 @@ def _describe_files(
     data_dir: Path, classes: dict[str, list[Path]], validation: set[Path]
 ) -> list[dict]:
     """``run.json``'s record of the data: path below ``data_dir``, class, split, sha256."""
-    from micronet_tf.training.checkpoints import sha256_file
+    from micronet_tf.files import sha256_of
 
     paths = [(name, path) for name, files in classes.items() for path in files]
     with ThreadPoolExecutor(min(32, (os.cpu_count() or 1) + 4)) as pool:
-        digests = list(pool.map(sha256_file, [path for _, path in paths]))
+        digests = list(pool.map(sha256_of, [path for _, path in paths]))
     return [
         {
             "path": path.relative_to(data_dir).as_posix(),
@@ -129,7 +129,7 @@ def _describe_files(
 def _check_readable(data_dir: Path, files: list[dict], known: list[dict]) -> None:
     """Decode every file once (those an earlier start of this run decoded are skipped), so that
     an unreadable one fails now, by name, not in the middle of an epoch."""
-    from micronet_tf.data._decode import read_rgb
+    from micronet_tf.data.decode import read_rgb
 
     checked = {(f.get("path"), f.get("sha256")) for f in known if isinstance(f, dict)}
     todo = [f["path"] for f in files if (f["path"], f["sha256"]) not in checked]
@@ -221,7 +221,7 @@ def _image_dataset(
     import tensorflow as tf
 
     from micronet_tf.data import make_classification_pipeline
-    from micronet_tf.data._decode import read_rgb
+    from micronet_tf.data.decode import read_rgb
 
     paths = [os.fspath(data_dir / f["path"]) for f in files]
     ds = tf.data.Dataset.from_tensor_slices(

@@ -14,7 +14,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from micronet_tf._files import atomic_output_path, owned_output_folder
+from micronet_tf.files import atomic_output_path, owned_output_folder
 from micronet_tf.training.benchmark_data import SegmentationTask, benchmark_task, load_split
 from micronet_tf.training.checkpoints import (
     BEST_MODEL,
@@ -550,7 +550,7 @@ def train_run(
 
 
 def _sha256(path: Path) -> str:
-    from micronet_tf._download import sha256_of
+    from micronet_tf.files import sha256_of
 
     return sha256_of(path)
 
@@ -882,11 +882,11 @@ def run_demo(
 
     ``encoder_weights="auto"``: the zoo's MicroNet weights for ``encoder`` whenever they can be
     had (the cache, a ``$MICRONET_TF_ZOO_URL`` mirror, NASA's URLs; see
-    :func:`micronet_tf._demo_weights.resolve_demo_weights`), else random weights; ``None``:
+    :func:`micronet_tf.demo_weights.resolve_demo_weights`), else random weights; ``None``:
     random; a weights file or zoo name is used as given. One line says which, and
     ``summary.json`` records them.
     """
-    from micronet_tf._demo_weights import AUTO, resolve_demo_weights
+    from micronet_tf.demo_weights import AUTO, resolve_demo_weights
 
     check_training_arguments(
         epochs=epochs,

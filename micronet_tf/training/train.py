@@ -10,16 +10,10 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from micronet_tf.compute import enable_determinism, loss_scaled, with_precision
+from micronet_tf.compute import loss_scaled, with_precision
 from micronet_tf.training.callbacks import TwoStageSchedule
-from micronet_tf.training.checkpoints import (
-    BEST_MODEL,
-    LAST_MODEL,
-    LOG_FILE,
-    RunCheckpoint,
-    check_resumable,
-)
-from micronet_tf.training.distribute import get_strategy, worker_folder
+from micronet_tf.training.checkpoints import BEST_MODEL, LAST_MODEL, LOG_FILE
+from micronet_tf.training.fitting import fit_run, start_run
 from micronet_tf.training.losses import DiceBCELoss
 from micronet_tf.training.metrics import iou_metrics
 
@@ -125,17 +119,14 @@ def train_segmentation(
     that type with float32 weights and output (float16: with dynamic loss scaling);
     ``jit_compile=True`` compiles the training step with XLA.
     """
-    if max_epochs < 1:
-        raise ValueError(f"max_epochs={max_epochs!r}: expected a positive number of epochs")
-    strategy = get_strategy(strategy)  # first: a multi-worker one must precede all else
-    out_dir = worker_folder(out_dir, strategy)
-    if resume:
-        check_resumable(out_dir, max_epochs)
-    if deterministic:
-        enable_determinism(seed)
-    elif seed is not None:
-        keras.utils.set_random_seed(seed)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    strategy, out_dir = start_run(
+        out_dir,
+        strategy,
+        max_epochs=max_epochs,
+        resume=resume,
+        seed=seed,
+        deterministic=deterministic,
+    )
     built = _build(model, strategy)
     with strategy.scope():
         built = with_precision(built, mixed_precision)
@@ -150,24 +141,20 @@ def train_segmentation(
     schedule = TwoStageSchedule(
         patience, initial_lr, final_lr, out_dir=out_dir, restore_on_end=False
     )
-    checkpoint = RunCheckpoint(
-        out_dir,
-        monitor=schedule.monitor,
-        every=checkpoint_every,
-        resume=resume,
-        stateful=[schedule],
-        verbose=verbose != 0,
-        strategy=strategy,
-    )
-    built_in: list[keras.callbacks.Callback] = [schedule, checkpoint]
-    if tensorboard:
-        built_in.append(keras.callbacks.TensorBoard(str(out_dir / "tensorboard")))
-    history = built.fit(
+    history, checkpoint = fit_run(
+        built,
         train_ds,
-        validation_data=val_ds,
-        epochs=max_epochs,
-        callbacks=built_in + list(callbacks),
-        shuffle=False,
+        val_ds,
+        out_dir=out_dir,
+        strategy=strategy,
+        monitor=schedule.monitor,
+        schedule=[schedule],
+        stateful=[schedule],
+        max_epochs=max_epochs,
+        resume=resume,
+        checkpoint_every=checkpoint_every,
+        tensorboard=tensorboard,
+        callbacks=callbacks,
         verbose=verbose,
     )
     return TrainingResult(

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from micronet_tf.zoo._cache import (
+    RECORD_SUFFIX,
     current_manifest,
     download,
     entry_cache_dir,
@@ -22,13 +23,17 @@ from micronet_tf.zoo._cache import (
     write_hash_record,
     zoo_cache_dir,
 )
+from micronet_tf.zoo._cards import render_card
 from micronet_tf.zoo._manifest import (
     KINDS,
+    OFFLINE_ENV,
     PRETRAININGS,
+    URL_ENV,
     FileRecord,
     Manifest,
     ZooEntry,
     ZooError,
+    env_flag,
     is_zoo_name,
     packaged_manifest,
     read_manifest,
@@ -36,6 +41,9 @@ from micronet_tf.zoo._manifest import (
 
 __all__ = [
     "KINDS",
+    "OFFLINE_ENV",
+    "RECORD_SUFFIX",
+    "URL_ENV",
     "PRETRAININGS",
     "FileRecord",
     "Manifest",
@@ -43,6 +51,7 @@ __all__ = [
     "ZooError",
     "current_manifest",
     "download",
+    "env_flag",
     "entry_cache_dir",
     "is_zoo_name",
     "list_models",
@@ -50,6 +59,7 @@ __all__ = [
     "packaged_manifest",
     "published_file",
     "read_manifest",
+    "render_card",
     "verified_by_record",
     "write_hash_record",
     "zoo_cache_dir",

@@ -7,9 +7,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from micronet_tf import data_paths
-from micronet_tf._download import DownloadError, fetch, sha256_of
-from micronet_tf._files import atomic_output_path
+from micronet_tf import local_paths
+from micronet_tf.download import DownloadError, fetch
+from micronet_tf.files import atomic_output_path, sha256_of
 from micronet_tf.zoo._manifest import (
     KINDS,
     MANIFEST_NAME,
@@ -30,7 +30,7 @@ RECORD_SUFFIX = ".sha256"  # beside a file downloaded without a published pin: i
 
 def zoo_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     """``<cache>/zoo``: ``cache_dir``, else ``$MICRONET_TF_HOME``, else ``~/.cache/micronet_tf``."""
-    return Path(cache_dir or data_paths.cache_dir()).expanduser() / "zoo"
+    return Path(cache_dir or local_paths.cache_dir()).expanduser() / "zoo"
 
 
 def current_manifest(cache_dir: str | os.PathLike | None = None) -> Manifest:

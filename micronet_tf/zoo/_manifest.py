@@ -3,7 +3,6 @@ and, with ``MICRONET_TF_ZOO_URL``, merged with a mirror's ``manifest.json``."""
 
 from __future__ import annotations
 
-import difflib
 import importlib.resources
 import json
 import os
@@ -12,7 +11,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from micronet_tf._download import DownloadError
+from micronet_tf.download import DownloadError
+from micronet_tf.suggest import did_you_mean
 
 URL_ENV = "MICRONET_TF_ZOO_URL"
 OFFLINE_ENV = "MICRONET_TF_OFFLINE"
@@ -148,7 +148,7 @@ class Manifest:
 
     def write(self, path: str | os.PathLike) -> Path:
         """Write atomically (temp + rename), sorted keys off: entry order is meaningful."""
-        from micronet_tf._files import atomic_output_path
+        from micronet_tf.files import atomic_output_path
 
         path = Path(path)
         with atomic_output_path(path) as temporary:
@@ -169,8 +169,7 @@ class Manifest:
             name = f"{encoder}.{name}"
         candidates = [e for e in self.entries if e.name == name]
         if not candidates:
-            close = difflib.get_close_matches(name, sorted({e.name for e in self.entries}), n=3)
-            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            hint = did_you_mean(name, sorted({e.name for e in self.entries}))
             raise ZooError(
                 f"no model-zoo entry {name!r}.{hint} See micronet_tf.zoo."
                 "list_models() or `micronet-tf zoo list`."

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from micronet_tf.data._decode import colour_mask_to_index, index_mask
+from micronet_tf.data.decode import colour_mask_to_index, index_mask
 from micronet_tf.preprocessing import read_image, to_float_rgb
 
 SUPER = [(0, 0, 0), (0, 0, 255), (255, 0, 0)]  # matrix, secondary, tertiary

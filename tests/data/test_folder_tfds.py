@@ -13,7 +13,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from micronet_tf.cli import main
-from micronet_tf.data._benchmark import resolve_pointer
+from micronet_tf.data.benchmark import resolve_pointer
 from micronet_tf.data.class_map import parse_class_map
 from micronet_tf.data.folder_tfds import (
     load_segmentation_tfds_info,

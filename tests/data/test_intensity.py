@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from micronet_tf.data._benchmark import resolve_pointer
+from micronet_tf.data.benchmark import resolve_pointer
 from micronet_tf.intensity import Normalization, low_range_warning, scale_to_unit, to_uint8_rgb
 from micronet_tf.preprocessing import read_image, to_float_rgb
 
@@ -150,7 +150,7 @@ def test_folders_keep_16_bit_precision(tmp_path: Path, benchmark_data: Path) -> 
 
 def test_graph_percentiles_equal_numpy(benchmark_data: Path) -> None:
     """The in-graph scaling (SavedModel, raw-image exports) matches the NumPy one."""
-    from micronet_tf.layers import scale_to_unit_range
+    from micronet_tf.models.layers import scale_to_unit_range
 
     original = _super1_test_image(benchmark_data)
     batch = np.stack([twelve_bit_copy(original), twelve_bit_copy(original[::-1] // 2)])

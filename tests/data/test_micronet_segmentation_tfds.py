@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import http.server
 import logging
 import shutil
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +12,9 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.core.download.checksums import UrlInfo
 
 import micronet_tf  # noqa: F401  (registers the datasets)
-from micronet_tf._download import sha256_of
-from micronet_tf.data import _benchmark
+from micronet_tf.data import benchmark
+from micronet_tf.files import sha256_of
+from tests.http_server import serving
 
 Builder = tfds.builder_cls("micronet_segmentation")
 
@@ -105,33 +104,29 @@ def served_dummy(tmp_path: Path):
     """The dummy tree behind a local HTTP server, laid out like raw.githubusercontent.com."""
     root = tmp_path / "served"
     shutil.copytree(DUMMY, root / "benchmark_segmentation_data")
-    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=root, **k)  # noqa: E731
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield (
-        root / "benchmark_segmentation_data",
-        f"http://127.0.0.1:{httpd.server_port}/benchmark_segmentation_data/",
-    )
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(root) as server:
+        yield (
+            root / "benchmark_segmentation_data",
+            f"{server.url}/benchmark_segmentation_data/",
+        )
 
 
 def test_download_path(served_dummy, tmp_path: Path, monkeypatch, caplog) -> None:
     """Raw-URL download with checksums (names with '#', '(', spaces); an unpinned image that
     cannot be fetched is reported by URL and its mask by name."""
     served, base = served_dummy
-    monkeypatch.setattr(_benchmark, "RAW_BASE", base)
+    monkeypatch.setattr(benchmark, "RAW_BASE", base)
     monkeypatch.delenv("MICRONET_TF_DATA", raising=False)
-    monkeypatch.setattr(_benchmark.data_paths, "benchmark_data_dir", lambda: None)
+    monkeypatch.setattr(benchmark.local_paths, "benchmark_data_dir", lambda: None)
     pinned = {
-        _benchmark.raw_url(p.relative_to(served).as_posix()): UrlInfo(
+        benchmark.raw_url(p.relative_to(served).as_posix()): UrlInfo(
             size=p.stat().st_size, checksum=sha256_of(p), filename=None
         )
         for p in served.rglob("*.tif")
     }
     monkeypatch.setattr(Builder, "url_infos", pinned)
     unpinned = {("EBC1", "train"): ("120718#4-B1_50cyc_14260025.tif",)}
-    monkeypatch.setattr(_benchmark, "UNPINNED_UPSTREAM", unpinned)
+    monkeypatch.setattr(benchmark, "UNPINNED_UPSTREAM", unpinned)
     builder = tfds.builder("micronet_segmentation/ebc1", data_dir=tmp_path / "data")
     with caplog.at_level(logging.WARNING):
         builder.download_and_prepare(
@@ -155,14 +150,14 @@ def test_offline_without_local_data_fails_fast_and_leaves_nothing(
     import socket
     import time
 
-    from micronet_tf.data._benchmark import BenchmarkDataUnavailable
+    from micronet_tf.data.benchmark import BenchmarkDataUnavailable
 
     with socket.socket() as probe:  # a port nothing listens on: connection refused
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    monkeypatch.setattr(_benchmark, "RAW_BASE", f"http://127.0.0.1:{port}/data/")
+    monkeypatch.setattr(benchmark, "RAW_BASE", f"http://127.0.0.1:{port}/data/")
     monkeypatch.delenv("MICRONET_TF_DATA", raising=False)
-    monkeypatch.setattr(_benchmark.data_paths, "benchmark_data_dir", lambda: None)
+    monkeypatch.setattr(benchmark.local_paths, "benchmark_data_dir", lambda: None)
     started = time.monotonic()
     with pytest.raises(
         BenchmarkDataUnavailable,

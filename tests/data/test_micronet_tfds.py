@@ -12,7 +12,7 @@ from PIL import Image
 
 import micronet_tf  # noqa: F401  (registers the datasets)
 from micronet_tf.data import MicronetConfig
-from micronet_tf.data._classification import list_class_folders, split_validation
+from micronet_tf.data.class_folders import list_class_folders, split_validation
 
 Builder = tfds.builder_cls("micronet")
 

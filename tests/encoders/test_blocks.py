@@ -1,4 +1,4 @@
-"""The PyTorch-exact primitives of micronet_tf/encoders/_blocks.py, each against the torch op it
+"""The PyTorch-exact primitives of micronet_tf/encoders/primitives.py, each against the torch op it
 mirrors, on inputs chosen so that the usual porting mistakes (Keras "same", zero padding of
 signed max pools, floor instead of ceil pooling) would fail."""
 
@@ -12,8 +12,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from micronet_tf import layers as primitives
 from micronet_tf.convert import assign_torch_weights, rename_keys
-from micronet_tf.encoders import _blocks, encoder_spec
+from micronet_tf.encoders import encoder_spec
 from micronet_tf.layers import ChannelSlice, MaxPoolPadding2D
 from tests.encoders.parity import assert_features_match
 
@@ -45,11 +46,11 @@ def test_signed_max_pool_pads_with_lowest_value(size) -> None:
     x = _signed(*size)
     expected = _nhwc(F.max_pool2d(_nchw(x), 3, 2, 1))
     ours = _run(
-        lambda t: _blocks.max_pool(t, 3, strides=2, padding=1, nonnegative=False, name="pool"), x
+        lambda t: primitives.max_pool(t, 3, strides=2, padding=1, nonnegative=False, name="pool"), x
     )
     assert_features_match([ours], [expected], f"signed max pool {size}")
     zero_padded = _run(
-        lambda t: _blocks.max_pool(t, 3, strides=2, padding=1, nonnegative=True, name="pool"), x
+        lambda t: primitives.max_pool(t, 3, strides=2, padding=1, nonnegative=True, name="pool"), x
     )
     assert np.abs(zero_padded - expected).max() > 0.5  # the trap the lowest-value padding avoids
 
@@ -59,7 +60,9 @@ def test_ceil_mode_max_pool(size) -> None:
     x = _signed(*size, seed=1)
     expected = _nhwc(F.max_pool2d(_nchw(x), 3, 2, 0, ceil_mode=True))
     ours = _run(
-        lambda t: _blocks.max_pool(t, 3, strides=2, ceil_mode=True, nonnegative=False, name="pool"),
+        lambda t: primitives.max_pool(
+            t, 3, strides=2, ceil_mode=True, nonnegative=False, name="pool"
+        ),
         x,
     )
     assert_features_match([ours], [expected], f"ceil-mode max pool {size}")
@@ -86,7 +89,7 @@ def test_conv2d_padding_and_kernels(kernel, strides, padding, torch_pad) -> None
     weight = torch.randn(4, 3, kh, kw, generator=torch.Generator().manual_seed(0))
     expected = _nhwc(F.conv2d(F.pad(_nchw(x), torch_pad), weight, stride=strides))
     ours = _run(
-        lambda t: _blocks.conv2d(t, 4, kernel, strides=strides, padding=padding, name="conv"),
+        lambda t: primitives.conv2d(t, 4, kernel, strides=strides, padding=padding, name="conv"),
         x,
         {"conv.weight": weight},
     )
@@ -98,7 +101,7 @@ def test_depthwise_conv2d_strided() -> None:
     weight = torch.randn(6, 1, 3, 3, generator=torch.Generator().manual_seed(1))
     expected = _nhwc(F.conv2d(_nchw(x), weight, stride=2, padding=1, groups=6))
     ours = _run(
-        lambda t: _blocks.depthwise_conv2d(t, 3, strides=2, padding=1, name="dw"),
+        lambda t: primitives.depthwise_conv2d(t, 3, strides=2, padding=1, name="dw"),
         x,
         {"dw.weight": weight},
     )
@@ -109,35 +112,35 @@ def test_average_pool_excluding_padding() -> None:
     x = _signed(7, 9, seed=4)
     expected = _nhwc(F.avg_pool2d(_nchw(x), 3, 1, 1, count_include_pad=False))
     ours = _run(
-        lambda t: _blocks.avg_pool(
+        lambda t: primitives.avg_pool(
             t, 3, strides=1, padding=1, count_include_pad=False, name="pool"
         ),
         x,
     )
     assert_features_match([ours], [expected], "avg pool, padding excluded")
     with pytest.raises(NotImplementedError):
-        _run(lambda t: _blocks.avg_pool(t, 3, strides=1, padding=1, name="pool"), x)
+        _run(lambda t: primitives.avg_pool(t, 3, strides=1, padding=1, name="pool"), x)
 
 
 def test_batch_norm_takes_pytorch_momentum() -> None:
     inputs = keras.Input((4, 4, 2))
-    layer_output = _blocks.batch_norm(inputs, epsilon=1e-3, momentum=0.01, name="bn")
+    layer_output = primitives.batch_norm(inputs, epsilon=1e-3, momentum=0.01, name="bn")
     layer = keras.Model(inputs, layer_output).get_layer("bn")
     assert layer.epsilon == 1e-3 and layer.momentum == pytest.approx(0.99)
 
 
 def test_dilated_stage_follows_smp_and_unmarked_stages_fail() -> None:
     inputs = keras.Input((None, None, 3))
-    with _blocks.dilation_plan({32: 2}):
-        with _blocks.encoder_stage(32):
-            out = _blocks.conv2d(inputs, 4, 3, strides=2, padding=1, name="c")
+    with primitives.dilation_plan({32: 2}):
+        with primitives.encoder_stage(32):
+            out = primitives.conv2d(inputs, 4, 3, strides=2, padding=1, name="c")
     model = keras.Model(inputs, out)
     conv = model.get_layer("c")
     assert conv.strides == (1, 1) and conv.dilation_rate == (2, 2)
     assert model(np.zeros((1, 8, 8, 3), "float32")).shape == (1, 8, 8, 4)
     with pytest.raises(RuntimeError, match="never marked stage"):
-        with _blocks.dilation_plan({16: 2}):
-            _blocks.conv2d(inputs, 4, 3, padding=1, name="d")
+        with primitives.dilation_plan({16: 2}):
+            primitives.conv2d(inputs, 4, 3, padding=1, name="d")
 
 
 def test_weightless_layers_round_trip(tmp_path: Path) -> None:

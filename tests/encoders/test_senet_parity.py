@@ -14,9 +14,10 @@ import pytest
 import torch
 from segmentation_models_pytorch.encoders import encoders as smp_encoders
 
+from micronet_tf import layers as primitives
 from micronet_tf import torch_reference
 from micronet_tf.convert import load_torch_weights
-from micronet_tf.encoders import _blocks, encoder_spec, get_classifier
+from micronet_tf.encoders import encoder_spec, get_classifier
 from micronet_tf.encoders.senet import build_senet_features
 from micronet_tf.layers import GroupedConv2D
 from tests.encoders.parity import (
@@ -72,7 +73,7 @@ def _one_block_per_layer(variant: str, output_stride: int) -> tuple[torch.nn.Mod
     torch_reference.randomize_batchnorm_(reference).eval()
     rates = {16: 2, 32: 4} if output_stride == 8 else {}  # smp's make_dilated(8)
     inputs = keras.Input((None, None, 3))
-    with _blocks.dilation_plan(rates):
+    with primitives.dilation_plan(rates):
         features = build_senet_features(
             inputs, **{**encoder_spec(variant).params, "layers_per_stage": (1, 1, 1, 1)}
         )

@@ -16,9 +16,10 @@ import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F
 
+from micronet_tf import layers as primitives
 from micronet_tf import torch_reference
 from micronet_tf.convert import ConversionError, load_torch_weights, rename_keys
-from micronet_tf.encoders import _blocks, encoder_spec, get_classifier, get_encoder
+from micronet_tf.encoders import encoder_spec, get_classifier, get_encoder
 from micronet_tf.encoders import xception as xception_module
 from micronet_tf.export import export_onnx
 from tests.encoders.parity import (
@@ -62,11 +63,11 @@ def _wrong_block_pool(trap: str, block: str):
 
     def pool(x, pool_size, *, name, strides, padding, nonnegative):
         if not name.startswith(f"{block}."):
-            return _blocks.max_pool(
+            return primitives.max_pool(
                 x, pool_size, strides=strides, padding=padding, nonnegative=nonnegative, name=name
             )
         if trap == "zero":
-            return _blocks.max_pool(
+            return primitives.max_pool(
                 x, pool_size, strides=strides, padding=padding, nonnegative=True, name=name
             )
         return keras.layers.MaxPooling2D(pool_size, strides, padding="same", name=name)(x)
@@ -184,7 +185,7 @@ def test_signed_max_pool_padding_survives_onnx_export(tmp_path: Path) -> None:
     a bare signed pool on negative inputs, then the stride-4 encoder cut (block1's pool)."""
     inputs = keras.Input((None, None, 4))
     pool = keras.Model(
-        inputs, _blocks.max_pool(inputs, 3, strides=2, padding=1, nonnegative=False, name="pool")
+        inputs, primitives.max_pool(inputs, 3, strides=2, padding=1, nonnegative=False, name="pool")
     )
     session = onnxruntime.InferenceSession(str(export_onnx(pool, tmp_path / "pool.onnx")))
     rng = np.random.default_rng(15)

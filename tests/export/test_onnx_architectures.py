@@ -15,6 +15,7 @@ import pytest
 from micronet_tf.export import export_onnx
 from micronet_tf.models import create_segmentation_model, list_architectures
 from tests.encoders.parity import first_of_each_family
+from tests.onnx_parity import assert_onnx_matches
 
 SIZES = ((1, 128, 128), (2, 160, 224))  # PAN needs at least 128
 
@@ -33,7 +34,6 @@ def _assert_onnx_parity(model, path: Path, context: str) -> None:
     path = export_onnx(model, path, converter="direct")
     onnx.checker.check_model(str(path))
     session = onnxruntime.InferenceSession(str(path))
-    name = session.get_inputs()[0].name
     assert [d if isinstance(d, int) else None for d in session.get_inputs()[0].shape] == [
         None,
         None,
@@ -41,15 +41,8 @@ def _assert_onnx_parity(model, path: Path, context: str) -> None:
         3,
     ]
     rng = np.random.default_rng(0)
-    for batch, height, width in SIZES:
-        images = rng.standard_normal((batch, height, width, 3), np.float32)
-        expected = np.asarray(model(images, training=False))
-        produced = session.run(None, {name: images})[0]
-        assert produced.shape == expected.shape
-        scale = max(1.0, float(np.abs(expected).max()))
-        assert float(np.abs(produced - expected).max()) <= 1e-4 * scale, (
-            f"{context} at {batch}x{height}x{width}"
-        )
+    batches = [rng.standard_normal((b, h, w, 3), np.float32) for b, h, w in SIZES]
+    assert_onnx_matches(model, path, batches, context, tolerance=1e-4)
 
 
 @pytest.mark.parametrize("architecture", list_architectures())

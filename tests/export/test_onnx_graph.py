@@ -19,18 +19,20 @@ from micronet_tf import export
 from micronet_tf.encoders import get_encoder
 from micronet_tf.encoders.efficientnet import DropConnect
 from micronet_tf.export import export_onnx
-from micronet_tf.layers import ChannelSlice, GroupedConv2D, MaxPoolPadding2D, RawImageNormalization
-from micronet_tf.models._layers import (
+from micronet_tf.layers import (
     AdaptiveAveragePooling2D,
-    InputSizeCheck,
+    ChannelSlice,
+    GroupedConv2D,
+    MaxPoolPadding2D,
     Resize,
-    SegmentationOutput,
 )
+from micronet_tf.models.layers import InputSizeCheck, RawImageNormalization, SegmentationOutput
 from micronet_tf.onnx_graph import MIN_OPSET, unsupported_layers
+from tests.onnx_parity import assert_onnx_matches
 
 SIZES = ((13, 11), (8, 17))  # odd, uneven, one below a typical stride-2 pair
 CHANNELS = 4
-TOLERANCE = 1e-5  # max abs difference relative to the largest Keras output value
+TOLERANCE = 1e-5  # max abs difference relative to max(1, the largest Keras output value)
 # The registered encoder with the most parameters (113 M; benchmarks/bench_export.py finds it).
 LARGEST_ENCODER = "senet154"
 
@@ -48,26 +50,8 @@ def _randomize(model: keras.Model, seed: int = 0) -> keras.Model:
     return model
 
 
-def _session(path: Path) -> onnxruntime.InferenceSession:
-    return onnxruntime.InferenceSession(str(path))
-
-
 def _assert_matches(model: keras.Model, path: Path, images: list[np.ndarray], context: str):
-    session = _session(path)
-    name = session.get_inputs()[0].name
-    for x in images:
-        expected = model(x, training=False)
-        expected = expected if isinstance(expected, (list, tuple)) else [expected]
-        produced = session.run(None, {name: x})
-        assert len(produced) == len(expected), context
-        for ours, ref in zip(produced, expected):
-            ref = np.asarray(ref)
-            assert ours.shape == ref.shape, f"{context}: {ours.shape} vs {ref.shape}"
-            scale = max(float(np.abs(ref).max()), 1e-6)
-            assert float(np.abs(ours - ref).max()) <= TOLERANCE * scale, (
-                f"{context} at {x.shape}: max abs diff {np.abs(ours - ref).max():.3g}, "
-                f"scale {scale:.3g}"
-            )
+    assert_onnx_matches(model, path, images, context, TOLERANCE)
 
 
 def _images(channels: int = CHANNELS, seed: int = 1, sizes=SIZES) -> list[np.ndarray]:
@@ -213,7 +197,7 @@ def test_raw_uint8_input(tmp_path: Path) -> None:
     inputs = keras.Input((None, None, 3), name="image")
     model = _randomize(keras.Model(inputs, layers.Conv2D(2, 3, strides=2)(inputs)))
     path = export_onnx(model, tmp_path / "raw.onnx", preprocessing=True, converter="direct")
-    assert _session(path).get_inputs()[0].type == "tensor(uint8)"
+    assert onnxruntime.InferenceSession(str(path)).get_inputs()[0].type == "tensor(uint8)"
     raw = [np.random.default_rng(2).integers(0, 256, (2, h, w, 3), np.uint8) for h, w in SIZES]
     wrapped = keras.Model(inputs, model(RawImageNormalization()(inputs)))
     _assert_matches(export.with_preprocessing(model), path, raw, "uint8")
@@ -228,7 +212,7 @@ def test_raw_uint16_input_with_percentile_normalization(tmp_path: Path) -> None:
     normalized = RawImageNormalization(normalization=normalization, maximum=65535.0)(inputs)
     model = _randomize(keras.Model(inputs, layers.Conv2D(2, 3)(normalized)))
     path = export_onnx(model, tmp_path / "percentile.onnx", converter="direct")
-    assert _session(path).get_inputs()[0].type == "tensor(uint16)"
+    assert onnxruntime.InferenceSession(str(path)).get_inputs()[0].type == "tensor(uint16)"
     rng = np.random.default_rng(3)
     raw = [rng.integers(0, 4096, (2, h, w, 3)).astype(np.uint16) for h, w in SIZES]
     raw.append(np.full((1, 9, 9, 3), 1000, np.uint16))

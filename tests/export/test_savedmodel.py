@@ -37,7 +37,7 @@ def test_savedmodel_serves_raw_images_like_predict(tmp_path: Path) -> None:
 
     import micronet_tf
     from micronet_tf.models import create_segmentation_model
-    from micronet_tf.tiling import to_index_mask
+    from micronet_tf.prediction import to_index_mask
 
     keras.utils.set_random_seed(0)
     model = create_segmentation_model("Unet", "resnet18", classes=3)

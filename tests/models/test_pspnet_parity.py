@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from micronet_tf.models._layers import AdaptiveAveragePooling2D
+from micronet_tf.layers import AdaptiveAveragePooling2D
 from tests.encoders.parity import assert_features_match
 from tests.models.parity import SegmentationParityTests
 

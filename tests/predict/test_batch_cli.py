@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from micronet_tf.data._benchmark import resolve_pointer
+from micronet_tf.data.benchmark import resolve_pointer
 from micronet_tf.models import create_segmentation_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -164,7 +164,7 @@ def test_measure_truth_against_itself(tmp_path: Path, benchmark_data: Path) -> N
 def test_outputs_never_replace_a_users_file(tmp_path: Path) -> None:
     """predict / measure replace only what they wrote before (the folder's manifest), never
     take their own outputs as inputs, and keep a good summary when every input fails."""
-    from micronet_tf.batch import MANIFEST, measure_files, predict_files
+    from micronet_tf.file_commands import MANIFEST, measure_files, predict_files
 
     model = create_segmentation_model(
         "Unet", "resnet18", classes=1, decoder_channels=(16, 16, 16, 8, 8)
@@ -242,7 +242,7 @@ def test_evaluate_style_output_folders_are_owned(tmp_path: Path) -> None:
     command's own files from an earlier run are not, and --force writes anyway."""
     import pytest
 
-    from micronet_tf._files import OUTPUT_MANIFEST, owned_output_folder
+    from micronet_tf.files import OUTPUT_MANIFEST, owned_output_folder
 
     out = tmp_path / "eval"
     with owned_output_folder(out, "evaluate") as folder:
@@ -266,7 +266,7 @@ def test_evaluate_style_output_folders_are_owned(tmp_path: Path) -> None:
 def test_corrupt_onnx_model_is_named(tmp_path: Path) -> None:
     import pytest
 
-    from micronet_tf.batch import predict_files
+    from micronet_tf.file_commands import predict_files
 
     broken = tmp_path / "m.onnx"
     broken.write_bytes(b"\x08\x07garbage")

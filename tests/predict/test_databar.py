@@ -12,7 +12,7 @@ import pytest
 import tifffile
 from PIL import Image, ImageDraw
 
-from micronet_tf.data._benchmark import resolve_pointer
+from micronet_tf.data.benchmark import resolve_pointer
 from micronet_tf.databar import check_databar, detect_databar, resolve_databar
 from micronet_tf.pixel_size import read_calibration
 from micronet_tf.preprocessing import read_image

@@ -19,13 +19,9 @@ from micronet_tf.export import export_onnx
 from micronet_tf.intensity import Normalization
 from micronet_tf.models import create_segmentation_model, set_input_normalization
 from micronet_tf.preprocessing import IMAGENET_MEAN, IMAGENET_STD, normalize
+from tests.onnx_parity import run_onnx
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _run(path: Path, array: np.ndarray) -> list[np.ndarray]:
-    session = onnxruntime.InferenceSession(str(path))
-    return session.run(None, {session.get_inputs()[0].name: array})
 
 
 def test_onnx_with_and_without_preprocessing(tmp_path: Path) -> None:
@@ -34,10 +30,10 @@ def test_onnx_with_and_without_preprocessing(tmp_path: Path) -> None:
     normalised = np.stack([normalize(image) for image in raw])
     expected = np.asarray(model(normalised, training=False))
     plain = export_onnx(model, tmp_path / "plain.onnx")
-    assert np.abs(_run(plain, normalised)[0] - expected).max() <= 1e-4
+    assert np.abs(run_onnx(plain, normalised)[0] - expected).max() <= 1e-4
     folded = export_onnx(model, tmp_path / "raw.onnx", preprocessing=True, opset=17)
     assert onnxruntime.InferenceSession(str(folded)).get_inputs()[0].type == "tensor(uint8)"
-    assert np.abs(_run(folded, raw)[0] - expected).max() <= 1e-4
+    assert np.abs(run_onnx(folded, raw)[0] - expected).max() <= 1e-4
     with pytest.raises(ValueError, match=".onnx"):
         export_onnx(model, tmp_path / "model.bin")
 
@@ -46,7 +42,7 @@ def test_encoder_exports_every_feature_map(tmp_path: Path) -> None:
     encoder = get_encoder("resnet18")
     path = export_onnx(encoder, tmp_path / "encoder.onnx")
     images = np.random.default_rng(1).normal(size=(1, 64, 96, 3)).astype("float32")
-    outputs = _run(path, images)
+    outputs = run_onnx(path, images)
     expected = [np.asarray(o) for o in encoder(images, training=False)]
     assert sorted(o.shape for o in outputs) == sorted(e.shape for e in expected)
 
@@ -140,7 +136,7 @@ def test_bioimageio_package_validates(tmp_path: Path) -> None:
         99.5,
     )
     normalised = _apply_bioimageio_steps(steps, raw)
-    produced = _run(tmp_path / "unpacked" / "weights.onnx", normalised.astype("float32"))[0]
+    produced = run_onnx(tmp_path / "unpacked" / "weights.onnx", normalised.astype("float32"))[0]
     assert np.abs(produced - expected).max() <= 1e-4
     # ... and through its SavedModel bundle, loaded by plain TensorFlow in a fresh process.
     with zipfile.ZipFile(tmp_path / "unpacked" / "weights_savedmodel.zip") as bundle:

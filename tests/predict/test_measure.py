@@ -11,7 +11,7 @@ import pytest
 from scipy import ndimage
 
 from micronet_tf.data import EBC_CLASSES, SUPER_CLASSES
-from micronet_tf.data._benchmark import resolve_pointer
+from micronet_tf.data.benchmark import resolve_pointer
 from micronet_tf.measure import (
     area_fractions,
     compare_object_sizes,

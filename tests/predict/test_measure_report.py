@@ -16,9 +16,9 @@ import tifffile
 from PIL import Image
 from scipy import stats
 
-from micronet_tf.batch import MANIFEST, overlay
 from micronet_tf.cli import main
-from micronet_tf.data._benchmark import resolve_pointer
+from micronet_tf.data.benchmark import resolve_pointer
+from micronet_tf.file_commands import MANIFEST, overlay
 from micronet_tf.measure import read_index_mask
 from micronet_tf.preprocessing import read_image, to_float_rgb
 

@@ -252,7 +252,7 @@ def test_scale_and_bar_travel_from_predict_to_measure(
     from PIL import ImageDraw
 
     from micronet_tf.cli import main
-    from micronet_tf.data._benchmark import resolve_pointer
+    from micronet_tf.data.benchmark import resolve_pointer
     from micronet_tf.models import create_segmentation_model
     from micronet_tf.preprocessing import read_image
 
@@ -323,7 +323,7 @@ def write_mask(path: Path, pixel_size: dict | None, text: str | None = None) -> 
 
 
 def test_measure_masks_of_different_scales(tmp_path: Path) -> None:
-    from micronet_tf.batch import measure_files
+    from micronet_tf.file_commands import measure_files
 
     def nm(x: float, y: float | None = None, unit: str = "nm") -> dict:
         return {"x": x, "y": x if y is None else y, "unit": unit, "source": "test"}

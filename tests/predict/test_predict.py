@@ -11,8 +11,8 @@ import pytest
 
 from micronet_tf.export import export_onnx
 from micronet_tf.models import create_segmentation_model
+from micronet_tf.prediction import blend_window, input_rule, predict, to_index_mask
 from micronet_tf.preprocessing import normalize
-from micronet_tf.tiling import blend_window, input_rule, predict, to_index_mask
 from tests.encoders.parity import first_of_each_family
 
 # Three 3x3 convolutions: a receptive-field radius of 3 pixels, well inside overlap / 2 = 16,

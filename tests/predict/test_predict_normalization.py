@@ -12,13 +12,13 @@ import pytest
 import tifffile
 from PIL import Image
 
-from micronet_tf.batch import predict_files
 from micronet_tf.cli import main
-from micronet_tf.data._benchmark import resolve_pointer
+from micronet_tf.data.benchmark import resolve_pointer
+from micronet_tf.file_commands import predict_files
 from micronet_tf.intensity import scale_to_unit
 from micronet_tf.models import create_segmentation_model, set_input_normalization
+from micronet_tf.prediction import predict
 from micronet_tf.preprocessing import IMAGENET_MEAN, IMAGENET_STD, read_image
-from micronet_tf.tiling import predict
 from tests.predict.test_predict import TOLERANCE, small_context_model, softmax
 
 TILING = {"tile": 128, "overlap": 32}

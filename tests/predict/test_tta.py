@@ -15,13 +15,13 @@ import pytest
 import tifffile
 from PIL import Image
 
-from micronet_tf import tiling
-from micronet_tf.batch import measure_files, predict_files
+from micronet_tf import prediction
 from micronet_tf.cli import main
 from micronet_tf.export import export_onnx
+from micronet_tf.file_commands import measure_files, predict_files
 from micronet_tf.models import create_segmentation_model, set_training_labels
+from micronet_tf.prediction import keeps_orientation, predict, predictive_entropy, tta_views
 from micronet_tf.preprocessing import normalize
-from micronet_tf.tiling import keeps_orientation, predict, predictive_entropy, tta_views
 from micronet_tf.training.benchmark_data import benchmark_task
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -75,7 +75,7 @@ def test_views() -> None:
     assert tta_views("flips", keep_orientation=True) == ((0, False), (0, True))
     # "flips": identity, horizontal, vertical, both, as arrays see them.
     x = np.arange(6).reshape(1, 2, 3, 1)
-    seen = [tiling._to_view(x, *v)[0, ..., 0].tolist() for v in tta_views("flips")]
+    seen = [prediction._to_view(x, *v)[0, ..., 0].tolist() for v in tta_views("flips")]
     plain = x[0, ..., 0]
     assert seen == [
         plain.tolist(),
@@ -85,7 +85,7 @@ def test_views() -> None:
     ]
     for view in D4:  # each view turned back is the identity
         y = np.arange(16).reshape(1, 4, 4, 1)
-        assert np.array_equal(tiling._from_view(tiling._to_view(y, *view), *view), y)
+        assert np.array_equal(prediction._from_view(prediction._to_view(y, *view), *view), y)
     with pytest.raises(ValueError, match="tta='d8'"):
         tta_views("d8")
 
@@ -166,13 +166,13 @@ def test_entropy_with_and_without_tta() -> None:
 
 def test_keep_orientation_restricts_the_views(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[int, bool]] = []
-    to_view = tiling._to_view
+    to_view = prediction._to_view
 
     def recording(batch, turns, mirror):
         seen.append((turns, mirror))
         return to_view(batch, turns, mirror)
 
-    monkeypatch.setattr(tiling, "_to_view", recording)
+    monkeypatch.setattr(prediction, "_to_view", recording)
     image = np.random.default_rng(3).integers(0, 256, (60, 80), dtype=np.uint8)
     # From the model's stored training labels (EBC is trained with left-right mirrors only).
     ebc = create_segmentation_model(

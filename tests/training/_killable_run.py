@@ -46,14 +46,14 @@ def main(out_dir: str, kill: str, every: str = "1") -> None:
     kind, _, at = kill.partition(":")
     killer = KillAt(kind, int(at or -1))
     if kind == "checkpoint":  # die once the folder's state file is written, before its rename
-        original = checkpoints.sha256_file
+        original = checkpoints.sha256_of
 
         def hashing(path):
             if killer.epoch == killer.at:
                 die()
             return original(path)
 
-        checkpoints.sha256_file = hashing
+        checkpoints.sha256_of = hashing
     if kind == "best":  # die with the new best weights half written
         original_save = checkpoints.save_model_weights
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from micronet_tf import torch_reference, zoo
-from micronet_tf._demo_weights import PROBE_TIMEOUT, resolve_demo_weights
+from micronet_tf.demo_weights import PROBE_TIMEOUT, resolve_demo_weights
 from micronet_tf.encoders import get_encoder
 from micronet_tf.models import create_segmentation_model
 from micronet_tf.training.runs import run_demo

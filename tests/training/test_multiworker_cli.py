@@ -155,7 +155,7 @@ def test_two_workers_on_a_benchmark_set(tmp_path: Path) -> None:
 
 
 def test_two_workers_pretrain_on_class_folders(tmp_path: Path, benchmark_data: Path) -> None:
-    from micronet_tf.data._decode import read_rgb
+    from micronet_tf.data.decode import read_rgb
 
     for name, folder in (("superalloy", "Super1"), ("coating", "EBC1")):
         (tmp_path / "data" / name).mkdir(parents=True)

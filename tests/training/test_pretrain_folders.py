@@ -16,7 +16,7 @@ import tifffile
 from PIL import Image
 
 from micronet_tf import cli
-from micronet_tf.data._decode import read_rgb
+from micronet_tf.data.decode import read_rgb
 
 SIDE = 48  # the micrographs are shrunk to SIDE x SIDE to keep training fast
 

@@ -83,7 +83,7 @@ def test_killed_download_never_passes_as_complete(server, zoo_env, monkeypatch) 
     digest = hashlib.sha256(payload).hexdigest()
     target = zoo_env / "big.bin"
     code = (
-        "import sys; from micronet_tf._download import fetch; "
+        "import sys; from micronet_tf.download import fetch; "
         "fetch(sys.argv[1], sys.argv[2], sys.argv[3])"
     )
     process = subprocess.Popen(
@@ -99,7 +99,7 @@ def test_killed_download_never_passes_as_complete(server, zoo_env, monkeypatch) 
     process.wait()
     assert not target.exists()  # only the .partial- file is left, under another name
     server.faults.clear()
-    from micronet_tf._download import fetch
+    from micronet_tf.download import fetch
 
     assert fetch(f"{server.url}/big.bin", target, digest).read_bytes() == payload
 

@@ -11,8 +11,8 @@ import numpy as np
 import onnxruntime
 
 from micronet_tf import cli, torch_reference, zoo
-from micronet_tf._download import sha256_of
 from micronet_tf.encoders import get_encoder
+from micronet_tf.files import sha256_of
 from micronet_tf.preprocessing import normalize
 from tests.encoders.parity import assert_features_match, random_images
 

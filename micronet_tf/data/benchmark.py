@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from micronet_tf import data_paths
+from micronet_tf import local_paths
 
 # nasa/pretrained-microscopy-models at the commit whose files checksums.tsv pins.
 PINNED_COMMIT = "63ef39f50220db4c4baad8777fbf1f80d6689442"
@@ -154,11 +154,11 @@ def local_root(manual_dir: str | Path | None, folder: str) -> Path | None:
     root = find_local_root(manual_dir, folder)
     if root is not None:
         return root
-    configured = data_paths.benchmark_data_dir()
+    configured = local_paths.benchmark_data_dir()
     root = find_local_root(configured, folder)
-    if root is None and configured is not None and os.environ.get(data_paths.DATA_ENV):
+    if root is None and configured is not None and os.environ.get(local_paths.DATA_ENV):
         raise FileNotFoundError(
-            f"{data_paths.DATA_ENV}={configured} has no {folder}/ folder; "
+            f"{local_paths.DATA_ENV}={configured} has no {folder}/ folder; "
             "point it at a copy of benchmark_segmentation_data"
         )
     return root
@@ -184,7 +184,7 @@ def check_reachable(url: str, dataset: str, timeout: float = 8.0) -> None:
         reason = getattr(error, "reason", error)
         raise BenchmarkDataUnavailable(
             f"{dataset}: no local copy of the benchmark data, and {url} cannot be reached "
-            f"({reason}). Set {data_paths.DATA_ENV} to a copy of NASA's "
+            f"({reason}). Set {local_paths.DATA_ENV} to a copy of NASA's "
             "benchmark_segmentation_data folder, or pass it as TFDS' manual_dir "
             "(tfds.download.DownloadConfig(manual_dir=...)); or connect to the internet"
         ) from None

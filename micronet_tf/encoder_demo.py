@@ -1,5 +1,5 @@
-"""``micronet-tf demo``: convert a MicroNet encoder checkpoint, run it on a micrograph, and show
-that Keras gives the numbers of the PyTorch original."""
+"""``micronet-tf encoder-demo``: convert a MicroNet encoder checkpoint, run it on a micrograph,
+and show that Keras gives the numbers of the PyTorch original."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from micronet_tf import data_paths
-from micronet_tf._download import fetch
+from micronet_tf import local_paths
+from micronet_tf.download import fetch
 from micronet_tf.preprocessing import normalize, read_image
 
 # One Super1 micrograph, pinned to a commit of NASA's repository (MIT licence) and its sha256.
@@ -26,12 +26,12 @@ DEMO_IMAGE_SHA256 = "eb4553697bd859041ccfedda0cb763e341dd455f96c34c98c7e67851dfc
 
 def find_demo_image() -> Path:
     """The demo micrograph from the local benchmark copy, else downloaded (sha256-verified)."""
-    local = data_paths.benchmark_data_dir()
+    local = local_paths.benchmark_data_dir()
     if local is not None and (local / DEMO_IMAGE).is_file():
         return local / DEMO_IMAGE
-    print(f"no local benchmark data ({data_paths.DATA_ENV} unset); downloading {DEMO_IMAGE_URL}")
+    print(f"no local benchmark data ({local_paths.DATA_ENV} unset); downloading {DEMO_IMAGE_URL}")
     return fetch(
-        DEMO_IMAGE_URL, data_paths.cache_dir() / "demo" / Path(DEMO_IMAGE).name, DEMO_IMAGE_SHA256
+        DEMO_IMAGE_URL, local_paths.cache_dir() / "demo" / Path(DEMO_IMAGE).name, DEMO_IMAGE_SHA256
     )
 
 
@@ -95,7 +95,7 @@ def _plot_features(image: np.ndarray, features: list[np.ndarray], title: str, pa
     plt.close(figure)
 
 
-def run_demo(
+def run_encoder_demo(
     *,
     encoder: str = "resnet50",
     out_dir: str | os.PathLike = "demo_out",

@@ -1,4 +1,5 @@
-"""Where the paper's benchmark data lives locally: ``MICRONET_TF_DATA`` or a checkout beside us."""
+"""Where things live locally: the cache folder (`MICRONET_TF_HOME`) and the paper's benchmark data
+(`MICRONET_TF_DATA` or a checkout beside us)."""
 
 from __future__ import annotations
 

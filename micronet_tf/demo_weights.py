@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from micronet_tf._download import DownloadError, sha256_of
+from micronet_tf.download import DownloadError
+from micronet_tf.files import sha256_of
 
 AUTO = "auto"  # run_demo's default: MicroNet weights when they can be had, else random
 # Seconds the demo waits for its sources to answer, all of them together: offline, the demo goes
@@ -172,7 +173,7 @@ def _from_zoo(encoder: str, name: str, *, required: bool, cache_dir, timeout: fl
     from micronet_tf import zoo
     from micronet_tf.encoders import zoo_encoder
     from micronet_tf.weights import zoo_weights_file
-    from micronet_tf.zoo._manifest import OFFLINE_ENV, URL_ENV, env_flag
+    from micronet_tf.zoo import OFFLINE_ENV, URL_ENV, env_flag
 
     label = {"micronet": "MicroNet", "imagenet-micronet": "ImageNet + MicroNet"}
     flag_how = "--encoder-weights FILE (a .weights.h5, or NASA's checkpoint)"
@@ -267,8 +268,7 @@ def _found(encoder: str, what: str, key: str, path: Path, source: str, cache_dir
     """The line and record of zoo weights at ``path``: the sha256 of what was downloaded (a
     published Keras artifact, or NASA's checkpoint the weights were converted from)."""
     from micronet_tf import zoo
-    from micronet_tf.zoo._cache import RECORD_SUFFIX
-    from micronet_tf.zoo._manifest import OFFLINE_ENV
+    from micronet_tf.zoo import OFFLINE_ENV, RECORD_SUFFIX
 
     with _environment({OFFLINE_ENV: "1"}):
         entry = zoo.current_manifest(cache_dir).get(key)

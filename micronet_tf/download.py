@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import time
@@ -10,7 +9,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from micronet_tf._files import atomic_output_path
+from micronet_tf.files import atomic_output_path, sha256_of
 
 _CHUNK = 1 << 20
 _sleep = time.sleep  # between retries (tests replace it)
@@ -22,14 +21,6 @@ class DownloadError(RuntimeError):
 
 class _Truncated(OSError):
     """The server closed the connection before sending Content-Length bytes."""
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _transient(error: BaseException) -> bool:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from micronet_tf.data._pairing import is_image_name
+from micronet_tf.data.pairing import is_image_name
 
 logger = logging.getLogger(__name__)
 
