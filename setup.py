@@ -13,12 +13,21 @@ setup(
     packages=find_packages(include=["micronet_tf", "micronet_tf.*"])
     + [f"micronet_tf.tfds_datasets.{name}" for name in TFDS_DATASETS]
     + ["micronet_tf.zoo.catalog"],
-    package_dir={**{f"micronet_tf.tfds_datasets.{name}": f"datasets/{name}"
-                    for name in TFDS_DATASETS}, "micronet_tf.zoo.catalog": "zoo"},
+    package_dir={
+        **{f"micronet_tf.tfds_datasets.{name}": f"datasets/{name}" for name in TFDS_DATASETS},
+        "micronet_tf.zoo.catalog": "zoo",
+    },
     package_data={
-        **{f"micronet_tf.tfds_datasets.{name}": ["README.md", "CITATIONS.bib", "TAGS.txt",
-                                                 "checksums.tsv", "dummy_data/**/*"]
-           for name in TFDS_DATASETS},
+        **{
+            f"micronet_tf.tfds_datasets.{name}": [
+                "README.md",
+                "CITATIONS.bib",
+                "TAGS.txt",
+                "checksums.tsv",
+                "dummy_data/**/*",
+            ]
+            for name in TFDS_DATASETS
+        },
         "micronet_tf.zoo.catalog": ["manifest.json", "README.md", "cards/*.md"],
     },
 )
