@@ -4,12 +4,14 @@ from micronet_tf.training.callbacks import TwoStageSchedule
 from micronet_tf.training.checkpoints import RunCheckpoint, RunFinishedError
 from micronet_tf.training.losses import DiceBCELoss
 from micronet_tf.training.metrics import SegmentationIoU, iou_metrics
+from micronet_tf.training.optimizers import TorchAdam
 
 __all__ = [
     "DiceBCELoss",
     "RunCheckpoint",
     "RunFinishedError",
     "SegmentationIoU",
+    "TorchAdam",
     "TrainingResult",
     "TwoStageSchedule",
     "get_strategy",

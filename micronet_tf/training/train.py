@@ -16,6 +16,7 @@ from micronet_tf.training.checkpoints import BEST_MODEL, LAST_MODEL, LOG_FILE
 from micronet_tf.training.fitting import fit_run, start_run
 from micronet_tf.training.losses import DiceBCELoss
 from micronet_tf.training.metrics import iou_metrics
+from micronet_tf.training.optimizers import TorchAdam
 
 ModelOrBuilder = keras.Model | Callable[[], keras.Model]
 
@@ -98,7 +99,8 @@ def train_segmentation(
     mixed_precision: str | None = None,
     jit_compile: bool = False,
 ) -> TrainingResult:
-    """Train with Adam and the two-stage schedule on validation IoU (see :class:`TwoStageSchedule`).
+    """Train with Adam as PyTorch computes it (:class:`~micronet_tf.training.TorchAdam`) and the
+    two-stage schedule on validation IoU (see :class:`TwoStageSchedule`).
 
     ``train_ds`` / ``val_ds`` yield ``(image, target)`` batches (see
     :func:`micronet_tf.data.make_segmentation_pipeline`); one pass over ``train_ds`` is one
@@ -133,7 +135,7 @@ def train_segmentation(
         names = _class_names(built, class_names)
         activation = output_activation(built)
         built.compile(
-            optimizer=loss_scaled(keras.optimizers.Adam(initial_lr), built),
+            optimizer=loss_scaled(TorchAdam(initial_lr), built),
             loss=loss if loss is not None else DiceBCELoss(activation=activation),
             metrics=iou_metrics(names, activation=activation),
             jit_compile=jit_compile,
