@@ -61,8 +61,8 @@ def _tiny_data() -> tuple[tf.data.Dataset, tf.data.Dataset]:
     ("options", "optimizer"),
     [
         ({"mixed_precision": "float16"}, "LossScaleOptimizer"),
-        ({"mixed_precision": "bfloat16"}, "Adam"),
-        ({"jit_compile": True}, "Adam"),
+        ({"mixed_precision": "bfloat16"}, "TorchAdam"),
+        ({"jit_compile": True}, "TorchAdam"),
     ],
     ids=["float16", "bfloat16", "xla"],
 )
