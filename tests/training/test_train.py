@@ -11,7 +11,7 @@ import pytest
 
 from micronet_tf.models import create_segmentation_model
 from micronet_tf.training import train_segmentation
-from tests.training._synthetic import blobs, dataset
+from tests.training._synthetic import blobs, dataset, small_conv_model
 
 
 class Crash(keras.callbacks.Callback):
@@ -93,3 +93,33 @@ def test_training_learns_the_synthetic_task(tmp_path: Path) -> None:
     losses = result.history["loss"]
     assert losses[-1] < losses[0]
     assert np.isfinite(losses).all()
+
+
+class _TracedModel(keras.Model):
+    """A model that counts how often its training step is traced into a graph."""
+
+    traces = 0
+
+    def train_step(self, data):
+        type(self).traces += 1  # Python runs only while tf.function traces
+        return super().train_step(data)
+
+
+def test_training_step_is_traced_once(tmp_path: Path) -> None:
+    """Keras creates an unbuilt optimizer's slots while tracing the first step, which makes
+    tf.function trace the whole step twice; fit_run builds the optimizer first."""
+    images, masks = blobs(4, size=32, seed=2)
+    inner = small_conv_model()
+    model = _TracedModel(inner.inputs, inner.outputs, name="traced")
+    train_segmentation(
+        model,
+        dataset(images, masks, 2),
+        dataset(images[:2], masks[:2], 2),
+        out_dir=tmp_path,
+        patience=3,
+        max_epochs=2,
+        seed=0,
+        tensorboard=False,
+        verbose=0,
+    )
+    assert _TracedModel.traces == 1
