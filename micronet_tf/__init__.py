@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from micronet_tf import _cpu_kernels  # noqa: F401  (must run before TensorFlow is imported)
 from micronet_tf.saving import load_model
 
 __version__ = "0.1.0"
