@@ -87,6 +87,7 @@ def tfds_builder(root: Path, work: Path):
 def our_pipelines(args, builder, seed: int, deterministic: bool = False):
     """micronet-tf's training and validation pipelines over the TFDS build."""
     from micronet_tf.data import make_segmentation_pipeline
+    from micronet_tf.training.runs import validation_pipeline
 
     train_ds = make_segmentation_pipeline(
         builder.as_dataset(split="train").repeat(args.repeats),
@@ -97,10 +98,11 @@ def our_pipelines(args, builder, seed: int, deterministic: bool = False):
         seed=seed,
         deterministic=deterministic,
     )
-    val_ds = make_segmentation_pipeline(
-        builder.as_dataset(split="validation"), training=False, batch_size=1, classes=len(CLASSES)
+    validation = builder.as_dataset(split="validation")
+    val_ds = validation_pipeline(  # as the CLI's runs make it
+        validation, batch=args.batch, crop=args.crop, classes=len(CLASSES)
     )
-    return train_ds, val_ds.map(lambda x, y, w: (x, y))
+    return train_ds, val_ds
 
 
 def keras_unet(init_state: dict):

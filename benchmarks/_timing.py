@@ -3,6 +3,8 @@ timing, equal thread counts for both frameworks, the local benchmark data."""
 
 from __future__ import annotations
 
+import os
+import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -23,13 +25,34 @@ def median_seconds(fn: Callable[[], object], warmup: int, repeats: int) -> float
 
 def same_threads(threads: int) -> None:
     """Give PyTorch and TensorFlow the same intra-op thread count (TensorFlow: one inter-op
-    thread, as PyTorch runs one op at a time). Call after importing torch, then TensorFlow."""
+    thread, as PyTorch runs one op at a time) and print the machine the ratios belong to.
+    Call after importing torch, then TensorFlow."""
     import tensorflow as tf
     import torch
 
     torch.set_num_threads(threads)
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
+    print(f"# machine: {machine_description()}; {threads} threads each", flush=True)
+
+
+def machine_description() -> str:
+    """CPU model, core count and whether TensorFlow's oneDNN kernels are on: the ratios
+    depend on all three (TensorFlow leaves oneDNN off on CPUs without AVX-512 VNNI/AMX)."""
+    model = platform.processor() or "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    flags = {"avx512f": "AVX-512", "avx2": "AVX2"}
+    text = cpuinfo.read_text() if cpuinfo.exists() else ""
+    widest = next((label for flag, label in flags.items() if f" {flag}" in text), "no AVX2")
+    from tensorflow.python.util import _pywrap_util_port  # TensorFlow's own oneDNN switch
+
+    onednn = "on" if _pywrap_util_port.IsMklEnabled() else "off"
+    return f"{model} ({widest}), {os.cpu_count()} cores, TensorFlow oneDNN kernels {onednn}"
 
 
 def benchmark_root() -> Path:

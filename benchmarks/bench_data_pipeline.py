@@ -28,7 +28,9 @@ import torch  # noqa: I001
 from torch.utils.data import DataLoader
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import micronet_tf  # noqa: E402, F401  (before TensorFlow: turns its oneDNN CPU kernels on)
 
+# isort: split
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from _original import OriginalStyleDataset  # noqa: E402

@@ -18,7 +18,9 @@ import segmentation_models_pytorch  # noqa: F401, I001
 import torch
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import micronet_tf  # noqa: E402, F401  (before TensorFlow: turns its oneDNN CPU kernels on)
 
+# isort: split
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402

@@ -53,7 +53,9 @@ import segmentation_models_pytorch as smp  # noqa: I001
 import torch
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import micronet_tf  # noqa: E402  (before TensorFlow: turns its oneDNN CPU kernels on)
 
+# isort: split
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -106,7 +108,8 @@ class PooledSelection(keras.callbacks.Callback):
 
     def best(self, model, val_ds) -> tuple[int, list]:
         """(1-based epoch, weights) of the best snapshot by NASA's criterion."""
-        batches = [(np.array(x), np.array(y)) for x, y in val_ds]
+        # One image at a time, as NASA's validation loader gives them.
+        batches = [(np.array(x), np.array(y)) for x, y in val_ds.unbatch().batch(1)]
         scores = []
         for weights in self.snapshots:
             model.set_weights(weights)
@@ -162,7 +165,6 @@ def train_original(args, root: Path, seed: int) -> tuple[torch.nn.Module, float]
 
 def train_ours(args, builder, seed: int, work: Path):
     """micronet-tf's path: tf.data pipeline, train_segmentation."""
-    import micronet_tf
     from micronet_tf.training import train_segmentation
 
     init_state = {k: v.clone() for k, v in initial_unet(seed).state_dict().items()}

@@ -362,6 +362,28 @@ def _fine_tune_builder(
     return build, info["architecture"], info["encoder"], normalization
 
 
+def validation_pipeline(
+    ds: tf.data.Dataset, *, batch: int, crop: int, classes, normalization=None
+) -> tf.data.Dataset:
+    """``(image, target)`` batches of whole validation images for ``fit``: images of one size
+    share a batch, up to the training batch's count and 4x its pixels (inference keeps no
+    activations for a backward pass), with a known number of batches."""
+    from micronet_tf.data import make_segmentation_pipeline
+
+    val_ds = make_segmentation_pipeline(
+        ds,
+        training=False,
+        batch_size=batch,
+        max_batch_pixels=4 * batch * crop * crop,
+        classes=classes,
+        normalization=normalization,
+    ).map(lambda x, y, w: (x, y))
+    # Batches by size have no static count, and Keras warns "ran out of data" without one;
+    # counting them reads the few validation images once, into the pipeline's cache.
+    batches = sum(1 for _ in val_ds)
+    return val_ds.apply(tf.data.experimental.assert_cardinality(batches))
+
+
 def training_pipelines(
     data: TrainingData,
     *,
@@ -393,13 +415,9 @@ def training_pipelines(
         deterministic=deterministic,
         normalization=normalization,
     )
-    val_ds = make_segmentation_pipeline(
-        data.validation,
-        training=False,
-        batch_size=1,
-        classes=task.targets,
-        normalization=normalization,
-    ).map(lambda x, y, w: (x, y))
+    val_ds = validation_pipeline(
+        data.validation, batch=batch, crop=crop, classes=task.targets, normalization=normalization
+    )
     if strategy is not None and is_multiworker(strategy):
         workers = strategy.extended._num_workers
         if batch < workers:

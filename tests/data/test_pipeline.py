@@ -99,6 +99,28 @@ def test_whole_image_evaluation_pads_and_crops_back() -> None:
     assert (int(info["height"][0]), int(info["width"][0])) == (50, 70)
 
 
+def test_evaluation_batches_images_of_one_size_within_a_pixel_budget() -> None:
+    sizes = [(50, 70), (30, 40), (50, 70), (50, 70), (30, 40)]
+    ds = _dataset(n=1, size=sizes[0])
+    for size in sizes[1:]:
+        ds = ds.concatenate(_dataset(n=1, size=size))
+    batches = list(make_segmentation_pipeline(ds, training=False, batch_size=2, classes=3))
+    # Padded to 64x96 and 32x64; never to a batch-mate's size, so the weights stay exact.
+    assert sorted(tuple(x.shape[:3]) for x, _, _ in batches) == [
+        (1, 64, 96),
+        (2, 32, 64),
+        (2, 64, 96),
+    ]
+    assert sum(float(w.numpy().sum()) for _, _, w in batches) == 3 * 50 * 70 + 2 * 30 * 40
+    within_budget = make_segmentation_pipeline(
+        ds, training=False, batch_size=2, classes=3, max_batch_pixels=2 * 32 * 64
+    )
+    shapes = sorted(tuple(x.shape[:3]) for x, _, _ in within_budget)
+    assert shapes == [(1, 64, 96)] * 3 + [(2, 32, 64)]
+    with pytest.raises(ValueError, match="max_batch_pixels=0"):
+        make_segmentation_pipeline(ds, training=False, classes=3, max_batch_pixels=0)
+
+
 def test_small_images_are_padded_for_the_training_crop() -> None:
     ds = make_segmentation_pipeline(
         _dataset(n=2, size=(30, 40)),
