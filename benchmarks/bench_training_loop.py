@@ -6,11 +6,13 @@ The set-up of ``bench_fidelity.py`` (U-Net resnet18 on Super-1, same initial wei
 augmented 256x256 crops per epoch in batches of 8, 4 whole 512x512 validation images), taken
 apart: producing one epoch of augmented batches alone (tf.data / DataLoader), one Adam step on a
 fixed batch with the loss alone and with the IoU metric (median of ``--step-repeats``), one
-validation pass, and whole epochs of the real loops (``train_segmentation`` with its callbacks:
-schedule, checkpoints, log; NASA's loop), the first epoch (graph tracing) apart from the median
-of the others. "overhead" is an epoch's time beyond its steps and validation. Two more fresh
-processes time micronet-tf's epochs with and without ``deterministic=True`` (TensorFlow cannot
-switch deterministic ops off again within a process).
+validation pass (micronet-tf: batched by image size as ``train_segmentation`` does, and one
+image per batch as before; the original: one image per batch), and whole epochs of the real
+loops (``train_segmentation`` with its callbacks: schedule, checkpoints, log; NASA's loop), the
+first epoch (graph tracing) apart from the median of the others. "overhead" is an epoch's time
+beyond its steps and validation. Two more fresh processes time micronet-tf's epochs with and
+without ``deterministic=True`` (TensorFlow cannot switch deterministic ops off again within a
+process).
 """
 
 from __future__ import annotations
@@ -225,6 +227,16 @@ def main() -> None:
     rows["validation: 4 images of 512x512"] = (
         median_seconds(torch_validation, 1, 3),
         median_seconds(lambda: model.evaluate(val_ds, verbose=0), 1, 3),
+    )
+    # As before batched validation: one whole image per batch, as the original does.
+    from micronet_tf.data import make_segmentation_pipeline
+
+    one_by_one = make_segmentation_pipeline(
+        builder.as_dataset(split="validation"), training=False, batch_size=1, classes=len(CLASSES)
+    ).map(lambda image, target, weight: (image, target))
+    rows["validation, one image per batch (as before)"] = (
+        median_seconds(torch_validation, 1, 3),
+        median_seconds(lambda: model.evaluate(one_by_one, verbose=0), 1, 3),
     )
 
     # Whole epochs of the real loops.
