@@ -39,15 +39,11 @@ def same_threads(threads: int) -> None:
 def machine_description() -> str:
     """CPU model, core count and whether TensorFlow's oneDNN kernels are on: the ratios
     depend on all three (TensorFlow leaves oneDNN off on CPUs without AVX-512 VNNI/AMX)."""
-    model = platform.processor() or "unknown CPU"
     cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    flags = {"avx512f": "AVX-512", "avx2": "AVX2"}
     text = cpuinfo.read_text() if cpuinfo.exists() else ""
+    names = [line.split(":", 1)[1].strip() for line in text.splitlines() if "model name" in line]
+    model = names[0] if names else platform.processor() or "unknown CPU"
+    flags = {"avx512f": "AVX-512", "avx2": "AVX2"}
     widest = next((label for flag, label in flags.items() if f" {flag}" in text), "no AVX2")
     from tensorflow.python.util import _pywrap_util_port  # TensorFlow's own oneDNN switch
 
