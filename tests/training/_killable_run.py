@@ -3,8 +3,9 @@
     python -m tests.training._killable_run OUT_DIR KILL [CHECKPOINT_EVERY]
 
 KILL: ``none``; ``batch:E`` (inside epoch E); ``logged:E`` (just after epoch E's log row);
-``checkpoint:E`` (while epoch E's checkpoint folder is being written); ``best:E`` (while the
-best weights of the first improvement from epoch E on are being written, half written).
+``checkpoint:E`` (while epoch E's checkpoint folder is being written); ``best:E`` (while epoch
+E's weights, counted as an improvement whatever its score, are being written as the best, half
+written: a kill that must not hang on whether this seed's run still improves at epoch E).
 """
 
 from __future__ import annotations
@@ -56,6 +57,12 @@ def main(out_dir: str, kill: str, every: str = "1") -> None:
         checkpoints.sha256_of = hashing
     if kind == "best":  # die with the new best weights half written
         original_save = checkpoints.save_model_weights
+        original_improved = checkpoints.RunCheckpoint._improved
+
+        def improved(self, value):
+            return killer.epoch >= killer.at or original_improved(self, value)
+
+        checkpoints.RunCheckpoint._improved = improved
 
         def saving(model, path):
             original_save(model, path)
