@@ -9,8 +9,9 @@ fixed batch with the loss alone and with the IoU metric (median of ``--step-repe
 validation pass (micronet-tf: batched by image size as ``train_segmentation`` does, and one
 image per batch as before; the original: one image per batch), and whole epochs of the real
 loops (``train_segmentation`` with its callbacks: schedule, checkpoints, log; NASA's loop), the
-first epoch (graph tracing) apart from the median of the others. "overhead" is an epoch's time
-beyond its steps and validation. Two more fresh processes time micronet-tf's epochs with and
+first epoch (graph tracing) apart from the median of the others, and the whole run (NASA's
+loop; for micronet-tf the ``train_segmentation`` call: building the model, the final checkpoint
+and models, tf.data's teardown). "overhead" is an epoch's time beyond its steps and validation. Two more fresh processes time micronet-tf's epochs with and
 without ``deterministic=True`` (TensorFlow cannot switch deterministic ops off again within a
 process).
 """
@@ -90,13 +91,15 @@ def iou_metrics_before_issue16(class_names) -> list[SegmentationIoU]:
     ]
 
 
-def our_epochs(args, builder, work: Path, deterministic: bool) -> list[float]:
-    """Epoch times of ``train_segmentation`` as ``bench_fidelity.py`` runs it."""
+def our_epochs(args, builder, work: Path, deterministic: bool) -> tuple[list[float], float]:
+    """Epoch times of ``train_segmentation`` as ``bench_fidelity.py`` runs it, and the whole
+    call's (model building, the final checkpoint and models, tf.data's teardown included)."""
     from micronet_tf.training import train_segmentation
 
     init_state = initial_unet(0).state_dict()
     train_ds, val_ds = our_pipelines(args, builder, 0, deterministic=deterministic)
     clock = EpochClock()
+    start = time.perf_counter()
     train_segmentation(
         lambda: keras_unet(init_state),
         train_ds,
@@ -112,16 +115,17 @@ def our_epochs(args, builder, work: Path, deterministic: bool) -> list[float]:
         callbacks=[clock],
         deterministic=deterministic,
     )
-    return clock.seconds
+    return clock.seconds, time.perf_counter() - start
 
 
-def original_epochs(args, root: Path, model: torch.nn.Module) -> list[float]:
-    """Epoch times of NASA's loop (train, validate, keep the best state)."""
+def original_epochs(args, root: Path, model: torch.nn.Module) -> tuple[list[float], float]:
+    """Epoch times of NASA's loop (train, validate, keep the best state), and the loop's."""
     import copy
 
     loader, val_loader = original_loaders(args, root, 0)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     best, seconds = -1.0, []
+    loop_start = time.perf_counter()
     for _ in range(args.epochs):
         start = time.perf_counter()
         model.train()
@@ -135,16 +139,17 @@ def original_epochs(args, root: Path, model: torch.nn.Module) -> list[float]:
         if iou > best:
             best, _ = iou, copy.deepcopy(model.state_dict())
         seconds.append(time.perf_counter() - start)
-    return seconds
+    return seconds, time.perf_counter() - loop_start
 
 
 def _child(args, deterministic: bool) -> list[float]:
+    """Epoch times of micronet-tf's loop in a fresh process."""
     command = [sys.executable, __file__, "--child-epochs"]
     command += ["--deterministic"] if deterministic else []
     for name in ("epochs", "crop", "batch", "repeats", "lr", "threads", "workers"):
         command += [f"--{name}", str(getattr(args, name))]
     done = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])[0]
 
 
 def _split(epochs: list[float]) -> tuple[float, float]:
@@ -241,14 +246,18 @@ def main() -> None:
 
     # Whole epochs of the real loops.
     print("timing: epochs", flush=True)
-    torch_epochs = original_epochs(args, root, initial_unet(0))
-    keras_epochs = our_epochs(args, builder, work, deterministic=False)
+    torch_epochs, torch_run = original_epochs(args, root, initial_unet(0))
+    keras_epochs, keras_run = our_epochs(args, builder, work, deterministic=False)
     (torch_first, torch_epoch), (keras_first, keras_epoch) = (
         _split(torch_epochs),
         _split(keras_epochs),
     )
     rows["epoch (median after the first)"] = (torch_epoch, keras_epoch)
     rows["first epoch (includes graph tracing)"] = (torch_first, keras_first)
+    rows[f"whole run of {args.epochs} epochs (micronet-tf: the call, saving included)"] = (
+        torch_run,
+        keras_run,
+    )
     step_key = next(k for k in rows if k.startswith("step: loss + IoU metric ("))
     validation = rows["validation: 4 images of 512x512"]
     rows["overhead: epoch - steps - validation"] = tuple(
