@@ -11,9 +11,9 @@ image per batch as before; the original: one image per batch), and whole epochs 
 loops (``train_segmentation`` with its callbacks: schedule, checkpoints, log; NASA's loop), the
 first epoch (graph tracing) apart from the median of the others, and the whole run (NASA's
 loop; for micronet-tf the ``train_segmentation`` call: building the model, the final checkpoint
-and models, tf.data's teardown). "overhead" is an epoch's time beyond its steps and validation. Two more fresh processes time micronet-tf's epochs with and
-without ``deterministic=True`` (TensorFlow cannot switch deterministic ops off again within a
-process).
+and models, tf.data's teardown). "overhead" is an epoch's time beyond its steps and
+validation. Two more fresh processes time micronet-tf's epochs with and without
+``deterministic=True`` (TensorFlow cannot switch deterministic ops off again within a process).
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import numpy as np
 import tensorflow as tf
 from scipy import special
 
+from micronet_tf.data.pipeline import without_autotuning
 from micronet_tf.files import atomic_output_path
 
 ACCURACY_COLOURS = {
@@ -70,7 +71,7 @@ def evaluate_segmentation(
     per_image = []
     index = 0
     out = Path(out_dir) if out_dir is not None else None
-    for images, targets, info in dataset:
+    for images, targets, info in without_autotuning(dataset):  # no wait when it is freed
         probabilities = _probabilities(model, images)
         for b in range(probabilities.shape[0]):
             height, width = int(info["height"][b]), int(info["width"][b])

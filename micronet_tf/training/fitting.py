@@ -12,6 +12,7 @@ import keras
 import tensorflow as tf
 
 from micronet_tf.compute import enable_determinism
+from micronet_tf.data.pipeline import without_autotuning
 from micronet_tf.training.checkpoints import RunCheckpoint, check_resumable
 from micronet_tf.training.distribute import get_strategy, worker_folder
 
@@ -88,19 +89,7 @@ def fit_run(
     return history, checkpoint
 
 
-def without_autotuning(ds):
-    """``ds`` with tf.data's autotuning off (``AUTOTUNE`` parallelism then means one thread per
-    core). Keras frees an iterator at the start of each validation and at the end of ``fit``,
-    and freeing one waits for its autotuning thread: measured stalls of 2 to 20 s per epoch,
-    both cores idle, and ~20 s at the end of a U-Net resnet18 run on Super-1 (2 cores)."""
-    if not isinstance(ds, tf.data.Dataset):
-        return ds
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return ds.with_options(options)
-
-
-def batches_per_pass(ds, strategy: tf.distribute.Strategy) -> int | None:
+def batches_per_pass(ds: tf.data.Dataset, strategy: tf.distribute.Strategy) -> int | None:
     """The number of batches in one pass over ``ds`` when it is known and finite (and one
     worker reads all of it), else None. ``fit_run`` then repeats ``ds`` and gives ``fit`` this
     many steps per epoch: one iterator serves the whole run (each epoch still sees every

@@ -175,7 +175,7 @@ def test_one_iterator_serves_the_run_and_each_epoch_is_one_pass(tmp_path: Path) 
     (given, options), *_ = _FitRecorder.calls
     assert int(given.cardinality()) == tf.data.INFINITE_CARDINALITY
     assert options["steps_per_epoch"] == 3
-    assert not given.options().autotune.enabled
+    assert not given.options().autotune.enabled  # see data.pipeline.without_autotuning
     assert not options["validation_data"].options().autotune.enabled
     assert result.epochs_run == epochs
     # One pass per epoch (the last may have started ahead), none cut short.
