@@ -130,6 +130,7 @@ def train_original(args, root: Path, seed: int) -> tuple[torch.nn.Module, float]
     best = {"pooled": (-1.0, None), "per_class": (-1.0, None)}
     start = time.perf_counter()
     for epoch in range(args.epochs):
+        epoch_start = time.perf_counter()
         model.train()
         losses = []
         for x, y in loader:
@@ -152,7 +153,7 @@ def train_original(args, root: Path, seed: int) -> tuple[torch.nn.Module, float]
         print(
             f"  original, seed {seed}, epoch {epoch + 1}/{args.epochs}: loss "
             f"{np.mean(losses):.4f} val IoU {values['pooled']:.4f} (per class "
-            f"{values['per_class']:.4f})",
+            f"{values['per_class']:.4f}), {time.perf_counter() - epoch_start:.1f} s",
             flush=True,
         )
     seconds = time.perf_counter() - start
