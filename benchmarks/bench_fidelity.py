@@ -35,7 +35,9 @@ Test IoU: both best models segment the 4 Super-1 test micrographs (the same deco
 arrays) and one function scores them: sigmoid > 0.5 per channel, intersection and union summed
 over the images, per class and their mean; "pooled" is the original metric over all channels.
 Times are the training loops with their per-epoch validation (the TFDS build is listed apart);
-the two paths alternate seed by seed, so that a change in the machine's load hits both.
+the two paths alternate seed by seed, and which goes first alternates too (original first for
+the first seed, micronet-tf first for the second, ...), so that a change in the machine's speed
+over the hour hits both.
 """
 
 from __future__ import annotations
@@ -225,6 +227,38 @@ def _mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {spread:.3f}"
 
 
+def run_original(args, root: Path, builder, seed: int, work: Path, images, masks) -> list:
+    """Train the original path for ``seed``, score its models on the test set."""
+    print(f"seed {seed}: original PyTorch path", flush=True)
+    references, seconds = train_original(args, root, seed)
+    runs = []
+    with torch.no_grad():
+        for criterion, reference in references.items():
+            logits = [
+                reference(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()[0] for x in images
+            ]
+            logits = [out.transpose(1, 2, 0) for out in logits]
+            runs.append(_run(seed, "original", criterion, logits, masks, seconds))
+    return runs
+
+
+def run_ours(args, root: Path, builder, seed: int, work: Path, images, masks) -> list:
+    """Train micronet-tf's path for ``seed``, score its models on the test set."""
+    print(f"seed {seed}: micronet-tf", flush=True)
+    ours, seconds = train_ours(args, builder, seed, work)
+    return [
+        _run(
+            seed,
+            "micronet-tf",
+            criterion,
+            [np.asarray(model(x, training=False))[0] for x in images],
+            masks,
+            seconds,
+        )
+        for criterion, model in ours.items()
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser, epochs=30)
@@ -245,22 +279,12 @@ def main() -> None:
         builder = tfds_builder(root, work)
         build_seconds = time.perf_counter() - start
         images, masks = test_set(builder)
-        for seed in args.seeds:
-            print(f"seed {seed}: original PyTorch path", flush=True)
-            references, torch_seconds = train_original(args, root, seed)
-            with torch.no_grad():
-                for criterion, reference in references.items():
-                    logits = [
-                        reference(torch.from_numpy(x.transpose(0, 3, 1, 2))).numpy()[0]
-                        for x in images
-                    ]
-                    logits = [out.transpose(1, 2, 0) for out in logits]
-                    runs.append(_run(seed, "original", criterion, logits, masks, torch_seconds))
-            print(f"seed {seed}: micronet-tf", flush=True)
-            ours, tf_seconds = train_ours(args, builder, seed, work)
-            for criterion, model in ours.items():
-                logits = [np.asarray(model(x, training=False))[0] for x in images]
-                runs.append(_run(seed, "micronet-tf", criterion, logits, masks, tf_seconds))
+        for index, seed in enumerate(args.seeds):
+            # Alternate which path goes first (original first for even positions): the
+            # machine's speed drifts over an hour, and a fixed order would charge it to one.
+            order = (run_original, run_ours) if index % 2 == 0 else (run_ours, run_original)
+            for run_path in order:
+                runs += run_path(args, root, builder, seed, work, images, masks)
 
     steps = -(-10 * args.repeats // args.batch) * args.epochs
     print(
