@@ -34,10 +34,15 @@ as as shipped.
 Test IoU: both best models segment the 4 Super-1 test micrographs (the same decoded, normalised
 arrays) and one function scores them: sigmoid > 0.5 per channel, intersection and union summed
 over the images, per class and their mean; "pooled" is the original metric over all channels.
-Times are the training loops with their per-epoch validation (the TFDS build is listed apart);
-the two paths alternate seed by seed, and which goes first alternates too (original first for
-the first seed, micronet-tf first for the second, ...), so that a change in the machine's speed
-over the hour hits both.
+Times are the training loops with their per-epoch validation (the TFDS build is listed apart).
+The two paths take turns epoch by epoch: one epoch of the original runs before each of
+micronet-tf's (inside a callback whose time is left out of micronet-tf's), so that both see the
+machine as it is at that minute; on the 2-core VM this was written on, the same epoch took from
+12 s to 20 s within an hour, which decided whole-run ratios when the paths ran one after the
+other. micronet-tf's tf.data pipeline may fill its prefetch buffer (a batch or two of
+augmentation, well under a second of CPU per epoch) while the original's epoch runs.
+``--sequential`` trains each path whole instead, one after the other, alternating which goes
+first from seed to seed.
 """
 
 from __future__ import annotations
@@ -124,50 +129,77 @@ class PooledSelection(keras.callbacks.Callback):
         return epoch + 1, self.snapshots[epoch]
 
 
-def train_original(args, root: Path, seed: int) -> tuple[torch.nn.Module, float]:
-    """NASA's loop: Adam, one pass over the loader per epoch, validation IoU, keep the best."""
-    model = initial_unet(seed)
-    loader, val_loader = original_loaders(args, root, seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    best = {"pooled": (-1.0, None), "per_class": (-1.0, None)}
-    start = time.perf_counter()
-    for epoch in range(args.epochs):
-        epoch_start = time.perf_counter()
+class OriginalRun:
+    """NASA's loop, one epoch per :meth:`epoch` call: Adam, one pass over the loader, validation
+    IoU, keep the best. ``seconds`` sums the epochs (model and loaders are built beforehand)."""
+
+    def __init__(self, args, root: Path, seed: int) -> None:
+        self.args, self.seed = args, seed
+        self.model = initial_unet(seed)
+        self.loader, self.val_loader = original_loaders(args, root, seed)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=args.lr)
+        self.best = {"pooled": (-1.0, None), "per_class": (-1.0, None)}
+        self.epochs_done, self.seconds = 0, 0.0
+
+    def epoch(self) -> None:
+        start = time.perf_counter()
+        model = self.model
         model.train()
         losses = []
-        for x, y in loader:
-            optimizer.zero_grad()
+        for x, y in self.loader:
+            self.optimizer.zero_grad()
             loss = dice_bce_loss(model(x), y)
             loss.backward()
-            optimizer.step()
+            self.optimizer.step()
             losses.append(loss.item())
         model.eval()
         pooled, per_class = [], PerClassIoU()
         with torch.no_grad():
-            for x, y in val_loader:
+            for x, y in self.val_loader:
                 logits = model(x)
                 pooled.append(iou_score(torch.sigmoid(logits), y))
                 per_class.add(logits.numpy().transpose(0, 2, 3, 1), y.numpy().transpose(0, 2, 3, 1))
         values = {"pooled": float(np.mean(pooled)), "per_class": per_class.mean()}
         for criterion, value in values.items():
-            if value > best[criterion][0]:
-                best[criterion] = (value, copy.deepcopy(model.state_dict()))
+            if value > self.best[criterion][0]:
+                self.best[criterion] = (value, copy.deepcopy(model.state_dict()))
+        seconds = time.perf_counter() - start
+        self.seconds += seconds
+        self.epochs_done += 1
         print(
-            f"  original, seed {seed}, epoch {epoch + 1}/{args.epochs}: loss "
+            f"  original, seed {self.seed}, epoch {self.epochs_done}/{self.args.epochs}: loss "
             f"{np.mean(losses):.4f} val IoU {values['pooled']:.4f} (per class "
-            f"{values['per_class']:.4f}), {time.perf_counter() - epoch_start:.1f} s",
+            f"{values['per_class']:.4f}), {seconds:.1f} s",
             flush=True,
         )
-    seconds = time.perf_counter() - start
-    models = {}
-    for criterion, (_, state) in best.items():
-        model.load_state_dict(state)
-        models[criterion] = copy.deepcopy(model).eval()
-    return models, seconds
+
+    def models(self) -> dict[str, torch.nn.Module]:
+        """The best model by each criterion."""
+        models = {}
+        for criterion, (_, state) in self.best.items():
+            self.model.load_state_dict(state)
+            models[criterion] = copy.deepcopy(self.model).eval()
+        return models
 
 
-def train_ours(args, builder, seed: int, work: Path):
-    """micronet-tf's path: tf.data pipeline, train_segmentation."""
+class Interleave(keras.callbacks.Callback):
+    """Runs one epoch of the original before each of micronet-tf's epochs (timed, so that the
+    benchmark leaves it out of micronet-tf's time): both paths then see the machine as it is
+    at that minute, where a speed that drifts over an hour would favour one path's turn."""
+
+    def __init__(self, original: OriginalRun) -> None:
+        super().__init__()
+        self.original, self.seconds = original, 0.0
+
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        start = time.perf_counter()
+        self.original.epoch()
+        self.seconds += time.perf_counter() - start
+
+
+def train_ours(args, builder, seed: int, work: Path, interleave: Interleave | None = None):
+    """micronet-tf's path: tf.data pipeline, train_segmentation (with ``interleave``: one
+    epoch of the original before each of its epochs, left out of its time)."""
     from micronet_tf.training import train_segmentation
 
     init_state = {k: v.clone() for k, v in initial_unet(seed).state_dict().items()}
@@ -188,9 +220,10 @@ def train_ours(args, builder, seed: int, work: Path):
         tensorboard=False,
         verbose=2,
         deterministic=args.deterministic,
-        callbacks=[pooled_selection],
+        callbacks=[pooled_selection] + ([interleave] if interleave else []),
     )
     seconds = time.perf_counter() - start - pooled_selection.seconds
+    seconds -= interleave.seconds if interleave else 0.0
     print(
         f"  checkpointing (best weights, resumable state, final models): "
         f"{result.checkpoint_seconds:.1f} s = {100 * result.checkpoint_seconds / seconds:.1f}% "
@@ -227,10 +260,7 @@ def _mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {spread:.3f}"
 
 
-def run_original(args, root: Path, builder, seed: int, work: Path, images, masks) -> list:
-    """Train the original path for ``seed``, score its models on the test set."""
-    print(f"seed {seed}: original PyTorch path", flush=True)
-    references, seconds = train_original(args, root, seed)
+def _score_original(seed: int, references: dict, seconds: float, images, masks) -> list:
     runs = []
     with torch.no_grad():
         for criterion, reference in references.items():
@@ -242,10 +272,7 @@ def run_original(args, root: Path, builder, seed: int, work: Path, images, masks
     return runs
 
 
-def run_ours(args, root: Path, builder, seed: int, work: Path, images, masks) -> list:
-    """Train micronet-tf's path for ``seed``, score its models on the test set."""
-    print(f"seed {seed}: micronet-tf", flush=True)
-    ours, seconds = train_ours(args, builder, seed, work)
+def _score_ours(seed: int, ours: dict, seconds: float, images, masks) -> list:
     return [
         _run(
             seed,
@@ -259,6 +286,29 @@ def run_ours(args, root: Path, builder, seed: int, work: Path, images, masks) ->
     ]
 
 
+def run_seed(args, root: Path, builder, seed: int, work: Path, images, masks, first: str) -> list:
+    """Both paths for ``seed``: interleaved epoch by epoch (the default), or one whole run
+    after the other, ``first`` going first; then both scored on the test set."""
+    original = OriginalRun(args, root, seed)
+    if args.interleave:
+        print(f"seed {seed}: both paths, one epoch of the original before each of ours", flush=True)
+        ours, seconds = train_ours(args, builder, seed, work, Interleave(original))
+    else:
+        ours = None
+        for path in (first, "micronet-tf" if first == "original" else "original"):
+            print(f"seed {seed}: {path}", flush=True)
+            if path == "original":
+                for _ in range(args.epochs):
+                    original.epoch()
+            else:
+                ours, seconds = train_ours(args, builder, seed, work)
+    if original.epochs_done != args.epochs:
+        raise RuntimeError(f"the original ran {original.epochs_done} of {args.epochs} epochs")
+    return _score_original(seed, original.models(), original.seconds, images, masks) + (
+        _score_ours(seed, ours, seconds, images, masks)
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_arguments(parser, epochs=30)
@@ -268,6 +318,13 @@ def main() -> None:
         dest="deterministic",
         action="store_false",
         help="micronet-tf without deterministic ops and ordered augmentation",
+    )
+    parser.add_argument(
+        "--sequential",
+        dest="interleave",
+        action="store_false",
+        help="train each path whole, one after the other (which goes first alternates by seed), "
+        "instead of interleaving their epochs",
     )
     args = parser.parse_args()
     same_threads(args.threads)
@@ -280,11 +337,10 @@ def main() -> None:
         build_seconds = time.perf_counter() - start
         images, masks = test_set(builder)
         for index, seed in enumerate(args.seeds):
-            # Alternate which path goes first (original first for even positions): the
-            # machine's speed drifts over an hour, and a fixed order would charge it to one.
-            order = (run_original, run_ours) if index % 2 == 0 else (run_ours, run_original)
-            for run_path in order:
-                runs += run_path(args, root, builder, seed, work, images, masks)
+            # --sequential: alternate which path goes first (the original for even positions),
+            # so that the machine's drift over an hour is not charged to one path.
+            first = "original" if index % 2 == 0 else "micronet-tf"
+            runs += run_seed(args, root, builder, seed, work, images, masks, first)
 
     steps = -(-10 * args.repeats // args.batch) * args.epochs
     print(
