@@ -1,9 +1,11 @@
 """Mixed precision and XLA, checked for correctness on a CPU (never needed by other tests):
-float16 / bfloat16 models predict close to float32 and train (the loss falls), XLA gives the
-eager numbers, and prediction takes both switches."""
+float16 / bfloat16 models predict close to float32 and train (the loss falls), graph and XLA
+inference give the eager numbers, and prediction takes both switches."""
 
 from __future__ import annotations
 
+import gc
+import weakref
 from pathlib import Path
 
 import keras
@@ -99,15 +101,43 @@ def test_training_switches_still_learn(tmp_path: Path, options: dict, optimizer:
     assert best(_images(1)).shape == (1, 64, 64, 3)
 
 
-def test_xla_inference_matches_eager(unet: keras.Model) -> None:
+@pytest.mark.parametrize("jit_compile", [False, True], ids=["graph", "xla"])
+def test_compiled_inference_matches_eager(unet: keras.Model, jit_compile: bool) -> None:
     images = _images()
-    compiled = inference_function(unet, jit_compile=True)
+    compiled = inference_function(unet, jit_compile=jit_compile)
     np.testing.assert_allclose(compiled(images), np.asarray(unet(images)), atol=1e-5)
-    assert inference_function(unet, jit_compile=True) is not compiled  # a new wrapper ...
+    assert inference_function(unet, jit_compile=jit_compile) is not compiled  # a new wrapper ...
     # ... around the one compiled function kept with the model (no recompilation per call)
     from micronet_tf.compute import _COMPILED
 
-    assert unet in _COMPILED
+    assert set(_COMPILED[unet]) >= {jit_compile}
+
+
+def test_graph_inference_stops_tracing_once_image_sizes_vary(unet: keras.Model) -> None:
+    from micronet_tf.compute import _COMPILED
+
+    run = inference_function(unet)
+    for size in (64, 96):
+        assert run(_images(1, size)).shape == (1, size, size, 3)
+    traced = _COMPILED[unet][False].experimental_get_tracing_count()
+    for size in (128, 160, 192):  # height and width are relaxed by now: no more traces
+        assert run(_images(1, size)).shape == (1, size, size, 3)
+    assert _COMPILED[unet][False].experimental_get_tracing_count() == traced
+
+
+def test_compiled_inference_holds_its_model_and_the_cache_does_not(unet: keras.Model) -> None:
+    images = _images(1)
+    run = inference_function(with_precision(unet, "bfloat16"))  # a copy held by nothing else
+    gc.collect()
+    expected = np.asarray(unet(images))
+    bound = BOUNDS["bfloat16"] * float(np.abs(expected).max())
+    np.testing.assert_allclose(run(images), expected, atol=bound)
+    model = with_precision(unet, "float16")
+    inference_function(model)(images)
+    collected = weakref.ref(model)
+    del model
+    gc.collect()
+    assert collected() is None
 
 
 def test_predict_takes_both_switches(unet: keras.Model) -> None:
